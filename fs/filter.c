@@ -4,7 +4,7 @@
  * indexes and caches, and the lock files and sockets of a running server
  * are meaningless (even harmful) in a restore.  Matching is on exact names,
  * so "cyrus.squatter" and "stage.old/" stay. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fnmatch.h>

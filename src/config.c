@@ -1,2 +1,2 @@
 /* stub: to be written */
-#include "config.h"
+#include "autoconf.h"

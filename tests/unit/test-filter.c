@@ -1,5 +1,5 @@
 /* Unit tests: presets and exclude globs (fs/filter.c). */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <sys/stat.h>

@@ -1,5 +1,5 @@
 /* Unit tests: st_ino mapping (fs/ino.h). */
-#include "config.h"
+#include "autoconf.h"
 
 #include <glib.h>
 
