@@ -23,18 +23,22 @@ struct kfs_volume_conf {
 	char **exclude;         /* NULL-terminated globs, never NULL */
 	unsigned int ino_space; /* 1..0xfffe, stable for NAME: st_ino's top 16 bits */
 	int line;               /* line of the group header, for messages */
+	int path_line;          /* line of path =, for kfs_config_check_host */
+	int subdir_line;        /* line of subdir =, 0 if absent */
 };
 
 struct kfs_copy_conf {
 	char *name;             /* [copy:NAME] */
-	char **paths;           /* NULL-terminated absolute paths */
+	char **paths;           /* NULL-terminated absolute paths (canonical) */
 	unsigned int ino_space;
 	int line;
+	int paths_line;         /* line of paths = */
 };
 
 struct kfs_config {
 	char *file;             /* as given on the command line */
-	char *state_dir;
+	char *state_dir;        /* absolute, canonical */
+	int state_dir_line;     /* 0 when it is the default */
 	char *name_format;
 	struct kfs_volume_conf *volumes;
 	size_t n_volumes;
