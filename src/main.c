@@ -5,6 +5,7 @@
  * set exists, and whatever fails before that is torn down again. */
 #include "autoconf.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -115,7 +116,9 @@ static int stage_serve(struct kfs_main *m)
 		return fuse_session_loop(m->se);
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, m->opts.clone_fd);
-	fuse_loop_cfg_set_idle_threads(lc, m->opts.max_idle_threads);
+	fuse_loop_cfg_set_max_threads(lc, m->opts.max_threads);
+	if (m->opts.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(lc, m->opts.max_idle_threads);
 	ret = fuse_session_loop_mt(m->se, lc);
 	fuse_loop_cfg_destroy(lc);
 	return ret;

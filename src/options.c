@@ -119,6 +119,7 @@ static bool fuse_part(struct kfs_options *o, GError **error)
 	o->singlethread = c.singlethread;
 	o->clone_fd = c.clone_fd;
 	o->max_idle_threads = c.max_idle_threads;
+	o->max_threads = c.max_threads;
 	/* Every user sees the snapshots, each with the permissions of the
 	 * files themselves; mkdir/rmdir need a read-write mount. */
 	fuse_opt_add_arg(&o->fuse_args, "-odefault_permissions,allow_other");

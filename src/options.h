@@ -17,7 +17,8 @@ struct kfs_options {
 	bool debug;
 	bool singlethread;
 	int clone_fd;
-	unsigned int max_idle_threads;
+	unsigned int max_idle_threads;  /* UINT_MAX: libfuse's default */
+	unsigned int max_threads;
 	struct fuse_args fuse_args;     /* what goes to fuse_session_new() */
 };
 
