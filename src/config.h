@@ -35,6 +35,48 @@ struct kfs_copy_conf {
 	int paths_line;         /* line of paths = */
 };
 
+enum kfs_mysql_lock {
+	KFS_MYSQL_LOCK_FTWRL,           /* FLUSH TABLES WITH READ LOCK (default) */
+	KFS_MYSQL_LOCK_BACKUP_STAGE,    /* MariaDB >= 10.4: BACKUP STAGE ... BLOCK_COMMIT */
+	KFS_MYSQL_LOCK_REPLICA,         /* STOP SLAVE SQL_THREAD on a replica */
+	KFS_MYSQL_LOCK_NONE,            /* crash-consistent, said so in MANIFEST */
+};
+
+/* [mysql]: the lock held while every volume is snapshotted. */
+struct kfs_mysql_conf {
+	char *socket;           /* NULL: use host/port */
+	char *host;             /* NULL with socket; default 127.0.0.1 otherwise */
+	unsigned int port;      /* default 3306 */
+	char *user;             /* default root */
+	char *password_file;    /* NULL: no password */
+	enum kfs_mysql_lock lock;
+	unsigned int lock_wait_timeout; /* seconds, 1..3600, default 30 */
+	bool require_complete;  /* default true: refuse a set whose datadir,
+				 * binlog or InnoDB logs lie outside the volumes */
+	int line;               /* of the [mysql] header */
+	int password_file_line;
+};
+
+enum kfs_ldap_mode {
+	KFS_LDAP_TASK,          /* 389-ds online export task (default) */
+	KFS_LDAP_SEARCH,        /* paged search, any server */
+};
+
+/* [ldap:NAME]: one directory server, exported to LDIF with every set. */
+struct kfs_ldap_conf {
+	char *name;
+	char *uri;              /* ldap://, ldaps:// or ldapi:// */
+	char *bind_dn;          /* NULL: anonymous (search mode), SASL EXTERNAL over ldapi:// */
+	char *password_file;    /* NULL: none */
+	enum kfs_ldap_mode mode;
+	char **bases;           /* search mode; NULL: namingContexts of the root DSE */
+	bool starttls;          /* ldap:// only: StartTLS, required to succeed */
+	unsigned int timeout;   /* seconds for every network wait, default 30 */
+	unsigned int ino_space;
+	int line;
+	int password_file_line;
+};
+
 struct kfs_config {
 	char *file;             /* as given on the command line */
 	char *state_dir;        /* absolute, canonical */
@@ -44,6 +86,9 @@ struct kfs_config {
 	size_t n_volumes;
 	struct kfs_copy_conf *copies;
 	size_t n_copies;
+	struct kfs_mysql_conf *mysql;   /* NULL without a [mysql] section */
+	struct kfs_ldap_conf *ldaps;
+	size_t n_ldaps;
 };
 
 /*

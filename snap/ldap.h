@@ -1,0 +1,37 @@
+/* kolabfs: LDIF exports of directory servers ([ldap:NAME]). */
+#ifndef KFS_LDAP_H
+#define KFS_LDAP_H
+
+#include <glib.h>
+
+#include "../src/config.h"
+
+/* One exported LDIF file. */
+struct kfs_ldap_export {
+	char *backend;          /* task: the backend's name; search: the base DN */
+	char *suffix;           /* task: the backend's suffix; search: the base DN */
+	char *file;             /* file name inside the export directory */
+	guint64 entries;
+	guint64 bytes;
+	double duration_ms;
+	int task_exit_code;     /* task mode: nsTaskExitCode; search mode: -1 */
+};
+
+/*
+ * Export every backend (task mode) or base (search mode) of CONF as LDIF
+ * into DIR (exists, owned by root, 0700), one file per backend/base, each
+ * complete before this returns, owned by the directory server's user with
+ * mode 0600.  Returns an array of struct kfs_ldap_export * (free function
+ * set) or NULL with *error naming the server, backend/base and what
+ * failed; on error nothing is left in DIR or on the server.
+ */
+GPtrArray *kfs_ldap_export(const struct kfs_ldap_conf *conf, const char *dir,
+			   GError **error);
+
+/*
+ * kolabfs --check: bind, list what would be exported (one line each into
+ * REPORT), and check the rights the mode needs.  false with *error.
+ */
+bool kfs_ldap_check(const struct kfs_ldap_conf *conf, GString *report, GError **error);
+
+#endif
