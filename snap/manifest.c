@@ -73,6 +73,63 @@ static void add_sources(JsonBuilder *b, const struct kfs_set *set,
 	json_builder_end_object(b);
 }
 
+static void add_string(JsonBuilder *b, const char *key, const char *value)
+{
+	json_builder_set_member_name(b, key);
+	if (value)
+		json_builder_add_string_value(b, value);
+	else
+		json_builder_add_null_value(b);
+}
+
+static void add_double(JsonBuilder *b, const char *key, double value)
+{
+	json_builder_set_member_name(b, key);
+	/* three decimals: microseconds are noise, not information */
+	json_builder_add_double_value(b, (gint64)(value * 1000 + 0.5) / 1000.0);
+}
+
+static void add_int(JsonBuilder *b, const char *key, gint64 value)
+{
+	json_builder_set_member_name(b, key);
+	json_builder_add_int_value(b, value);
+}
+
+/* Where the binlog stood, so a restore can roll forward from it, and how
+ * long production was held. */
+static void add_mysql(JsonBuilder *b, const struct kfs_config *cfg,
+		      const struct kfs_mysql_position *pos)
+{
+	if (!cfg->mysql) {
+		json_builder_add_null_value(b);
+		return;
+	}
+	json_builder_begin_object(b);
+	add_string(b, "lock", kfs_mysql_lock_name(cfg->mysql->lock));
+	if (!pos) {
+		/* lock = none */
+		add_string(b, "consistency", "crash-consistent");
+		json_builder_end_object(b);
+		return;
+	}
+	add_string(b, "consistency", "locked");
+	add_string(b, "server_version", pos->server_version);
+	add_string(b, "binlog", pos->binlog_enabled ? "on" : "off");
+	add_string(b, "binlog_file", pos->binlog_file);
+	add_int(b, "binlog_position", pos->binlog_position);
+	add_string(b, "gtid_position", pos->gtid_position);
+	if (cfg->mysql->lock == KFS_MYSQL_LOCK_REPLICA) {
+		add_string(b, "master_log_file", pos->master_log_file);
+		add_int(b, "master_log_position", pos->master_log_position);
+		add_string(b, "gtid_slave_position", pos->gtid_slave_position);
+	}
+	add_double(b, "blocker_wait_ms", pos->blocker_wait_ms);
+	add_double(b, "lock_wait_ms", pos->lock_wait_ms);
+	add_double(b, "lock_hold_ms", pos->lock_hold_ms);
+	add_int(b, "lock_attempts", pos->attempts);
+	json_builder_end_object(b);
+}
+
 static JsonNode *manifest_build(const struct kfs_config *cfg, const struct kfs_set *set)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
@@ -94,10 +151,8 @@ static JsonNode *manifest_build(const struct kfs_config *cfg, const struct kfs_s
 	json_builder_add_string_value(b, cfg->file);
 	json_builder_set_member_name(b, "volumes");
 	add_sources(b, set, KFS_SOURCE_VOLUME, cfg);
-	/* No [mysql] section in this version: the snapshots are
-	 * crash-consistent, and the manifest says so by having no lock. */
 	json_builder_set_member_name(b, "mysql");
-	json_builder_add_null_value(b);
+	add_mysql(b, cfg, set->mysql);
 	json_builder_set_member_name(b, "ldap");
 	json_builder_begin_object(b);
 	json_builder_end_object(b);

@@ -49,6 +49,7 @@ void kfs_set_unref(struct kfs_set *set)
 	if (set->manifest_fd >= 0)
 		close(set->manifest_fd);
 	g_free(set->sources);
+	kfs_mysql_position_free(set->mysql);
 	g_ptr_array_unref(set->warnings);
 	g_free(set->manifest);
 	g_free(set->dir);

@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "../src/config.h"
+#include "mysql.h"
 
 enum kfs_source_kind { KFS_SOURCE_VOLUME, KFS_SOURCE_COPY };
 
@@ -31,6 +32,7 @@ struct kfs_set {
 	struct kfs_source *sources;
 	size_t n_sources;
 	GPtrArray *warnings;     /* char *: what the administrator should know */
+	struct kfs_mysql_position *mysql;       /* NULL: no lock was taken */
 	unsigned long seq;       /* 1, 2, ...: order of creation in this process */
 	gint refcount;
 	gint dead;               /* torn down; nodes still referring to it get ESTALE */

@@ -270,6 +270,7 @@ static int source_open(struct kfs_source *src, GError **error)
 	return 0;
 }
 
+/* Inside the lock window: the snapshot ioctls and nothing else. */
 static int snapshot_volumes(struct kfs_set *set, GError **error)
 {
 	size_t i;
@@ -286,6 +287,14 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 					 src->name, src->volume->path, src->snapshot,
 					 g_strerror(-ret));
 	}
+	return 0;
+}
+
+static int open_volumes(struct kfs_set *set, GError **error)
+{
+	size_t i;
+	int ret;
+
 	for (i = 0; i < set->n_sources; i++) {
 		if (set->sources[i].kind != KFS_SOURCE_VOLUME)
 			continue;
@@ -294,6 +303,50 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 			return ret;
 	}
 	return 0;
+}
+
+/* The directories the volumes show, where MySQL's files must be. */
+static char **volume_roots(const struct kfs_config *cfg)
+{
+	char **roots = g_new0(char *, cfg->n_volumes + 1);
+	size_t i;
+
+	for (i = 0; i < cfg->n_volumes; i++)
+		roots[i] = cfg->volumes[i].subdir
+			? g_build_filename(cfg->volumes[i].path, cfg->volumes[i].subdir, NULL)
+			: g_strdup(cfg->volumes[i].path);
+	return roots;
+}
+
+/*
+ * Snapshot every volume inside one MySQL lock window, so the database and
+ * the mail spool are from the same instant.  Connecting and checking
+ * happen before the window; inside it: lock, position, ioctls, unlock.
+ */
+static int snapshot_in_window(const struct kfs_config *cfg, struct kfs_set *set,
+			      GError **error)
+{
+	g_auto(GStrv) roots = NULL;
+	struct kfs_mysql *my = NULL;
+	int ret;
+
+	if (!cfg->mysql || cfg->mysql->lock == KFS_MYSQL_LOCK_NONE)
+		return snapshot_volumes(set, error);
+	roots = volume_roots(cfg);
+	my = kfs_mysql_connect(cfg->mysql, roots, error);
+	if (!my)
+		return -EIO;
+	ret = -EIO;
+	if (!kfs_mysql_check(my, set->warnings, error) || !kfs_mysql_lock(my, error))
+		goto out_close;
+	ret = snapshot_volumes(set, error);
+	if (!kfs_mysql_unlock(my, ret < 0 ? NULL : error) && ret == 0)
+		ret = -EIO;
+	if (ret == 0)
+		set->mysql = kfs_mysql_position_steal(my);
+out_close:
+	kfs_mysql_destroy(my);
+	return ret;
 }
 
 static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GError **error)
@@ -389,7 +442,10 @@ static int set_build(struct kfs_sets *sets, struct kfs_set *set, GError **error)
 	ret = record_write(set, error);
 	if (ret < 0)
 		return ret;
-	ret = snapshot_volumes(set, error);
+	ret = snapshot_in_window(sets->cfg, set, error);
+	if (ret < 0)
+		return ret;
+	ret = open_volumes(set, error);
 	if (ret < 0)
 		return ret;
 	ret = copy_sources(sets->cfg, set, error);
