@@ -414,7 +414,25 @@ def build_tree(mnt):
         _w(os.path.join(base, "notasocket.sock"), "a regular file named .sock")
         t.kept["mysql"] += [rel(n) for n in ("a.fifo", "mysqld.pid.old", "pid", "pidfile",
                                              "xpid", "notasocket.sock")]
+    for v in VOLUMES:
+        age_tree(P(v))
     return t
+
+
+def age_tree(root, base=T_OLD):
+    """Give every entry distinct past atime/mtime with nanoseconds.
+
+    A real spool is older than the backup.  It matters: rsync does not set a
+    new directory's mtime when it already matches the source's to the second
+    (only seconds are compared), which it does for a tree made a moment ago.
+    """
+    k = 0
+    for dirpath, dirs, files in os.walk(root):
+        for n in [""] + sorted(dirs) + sorted(files):
+            k += 1
+            os.utime(os.path.join(dirpath, n) if n else dirpath,
+                     ns=(base + k * 1_000_003_007, base - k * 999_983_011),
+                     follow_symlinks=False)
 
 
 def hidden_by_contract(vol, name, st):
@@ -470,11 +488,14 @@ def xattrs(path):
 
 
 def sha256(path):
+    """(hex digest, number of bytes read until EOF)"""
     h = hashlib.sha256()
+    n = 0
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+            n += len(chunk)
+    return h.hexdigest(), n
 
 
 def walk(root, hide=None, content=True, xattr=True):
@@ -502,13 +523,14 @@ def walk(root, hide=None, content=True, xattr=True):
     st = os.lstat(root)
     entries[""] = _attrs(st)
     order.append(("", root, st))
-    rec(root, "")
+    if stat.S_ISDIR(st.st_mode):
+        rec(root, "")
     for r, p, st in order:
         e = entries[r]
         if stat.S_ISLNK(st.st_mode):
             e["target"] = os.readlink(p)
         if content and stat.S_ISREG(st.st_mode):
-            e["sha256"] = sha256(p)
+            e["sha256"], e["bytes_read"] = sha256(p)
         if xattr:
             e["xattrs"] = xattrs(p)
     return entries
@@ -527,6 +549,13 @@ def _attrs(st):
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         e["rdev"] = st.st_rdev
     return e
+
+
+def assert_sizes_match(entries, where=""):
+    """stat's size is exactly what read() delivers (tar and rsync rely on it)."""
+    bad = ["%s%s: st_size %d, read %d bytes" % (where, r, e["size"], e["bytes_read"])
+           for r, e in entries.items() if "bytes_read" in e and e["bytes_read"] != e["size"]]
+    assert not bad, "\n".join(bad[:20])
 
 
 def link_groups(entries):
@@ -626,6 +655,7 @@ class Kolabfs:
         cmd = cmd or [KOLABFS, self.config, self.mp] + list(args or [])
         # stdout/stderr go to files, not pipes: a daemon that kept them
         # open would otherwise make us wait for its exit.
+        self.t0 = time.time()
         with open(os.path.join(self.work, "kolabfs.out"), "w+") as fo, \
              open(os.path.join(self.work, "kolabfs.err"), "w+") as fe:
             p = subprocess.run(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
@@ -633,6 +663,7 @@ class Kolabfs:
             fo.seek(0)
             fe.seek(0)
             self.rc, self.out, self.err = p.returncode, fo.read(), fe.read()
+        self.t1 = time.time()
         if self.rc == 0:
             pids = kolabfs_pids(self.mp)
             self.pid = pids[0] if pids else None
@@ -686,3 +717,59 @@ def as_nobody_errno(pycode):
     """Run a python snippet as user nobody; it prints an errno or 'ok'."""
     p = run(["runuser", "-u", NOBODY, "--", "/usr/bin/python3", "-c", pycode], check=False)
     return p.stdout.strip(), p.stderr
+
+
+# --------------------------------------------------------------------------
+# backup tools: copy a set directory out, return (stderr lines) for checking
+
+def rsync_copy(src, dst):
+    """rsync -aHAX src/ dst/.  Returns the stderr text; fails on exit != 0."""
+    p = run(["rsync", "-aHAX", src.rstrip("/") + "/", dst.rstrip("/") + "/"], check=False)
+    assert p.returncode == 0, "rsync exit %d: %s" % (p.returncode, p.stderr)
+    return p.stderr
+
+
+TAR_SOCKET_IGNORED = ": socket ignored"
+
+
+def tar_copy(src, dst, work):
+    """tar -c (pax: ns times, xattrs, ACLs) of src, then extract into dst.
+
+    GNU tar cannot archive sockets: it says "socket ignored" and leaves them
+    out.  Returns stderr without those lines."""
+    archive = os.path.join(work, "set.tar")
+    opts = ["--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"]
+    p = run(["tar", "-c", "--format=posix", "-f", archive, "-C", src] + opts + ["."], check=False)
+    assert p.returncode == 0, "tar -c exit %d: %s" % (p.returncode, p.stderr)
+    err = [l for l in p.stderr.splitlines() if not l.endswith(TAR_SOCKET_IGNORED)]
+    os.makedirs(dst, exist_ok=True)
+    p = run(["tar", "-x", "-p", "--same-owner", "-f", archive, "-C", dst] + opts, check=False)
+    assert p.returncode == 0, "tar -x exit %d: %s" % (p.returncode, p.stderr)
+    os.unlink(archive)
+    return "\n".join(err + p.stderr.splitlines())
+
+
+def restic_copy(src, dst, work):
+    """restic init, backup (from inside src), restore into dst.
+
+    The password reaches restic through RESTIC_PASSWORD_FILE (mode 0600).
+    restic cannot restore sockets: they are left out.  Returns stderr."""
+    pw = os.path.join(work, "restic.pw")
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"correct horse battery staple\n")
+    os.close(fd)
+    env = dict(os.environ, RESTIC_REPOSITORY=os.path.join(work, "restic-repo"),
+               RESTIC_PASSWORD_FILE=pw, RESTIC_CACHE_DIR=os.path.join(work, "restic-cache"))
+    env.pop("RESTIC_PASSWORD", None)
+    errs = []
+    for cmd, cwd in ((["restic", "init", "-q"], work),
+                     (["restic", "backup", "-q", "."], src),
+                     (["restic", "restore", "-q", "latest", "--target", dst], work)):
+        p = run(cmd, check=False, cwd=cwd, env=env)
+        assert p.returncode == 0, "%s exit %d: %s" % (" ".join(cmd), p.returncode, p.stderr)
+        errs += p.stderr.splitlines()
+    return "\n".join(errs)
+
+
+def no_sockets(entries):
+    return {r: e for r, e in entries.items() if e["type"] != "socket"}

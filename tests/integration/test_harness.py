@@ -39,3 +39,31 @@ def test_two_snapshots_compare_equal(btrfs, tree, reference):
     b = dict(a)
     b["feat/text.txt"] = dict(b["feat/text.txt"], mtime_ns=1)
     assert kfs.diff_trees(a, b, kfs.ALL_FIELDS)
+
+
+def _ref_set(btrfs, reference):
+    """Walks of the reference snapshots, as a set directory would hold them."""
+    return {v: kfs.walk(reference[v]) for v in kfs.VOLUMES}
+
+
+def test_tools_copy_a_btrfs_tree_faithfully(work, btrfs, tree, reference):
+    """Calibrates the tool tests: on a plain btrfs directory, each tool's
+    copy passes the same comparison the mount is held to."""
+    src = btrfs.path("reference")
+    exp = _ref_set(btrfs, reference)
+    for tool in ("rsync", "tar", "restic"):
+        dst = os.path.join(work, "out-" + tool)
+        if tool == "rsync":
+            err = kfs.rsync_copy(src, dst)
+        elif tool == "tar":
+            err = kfs.tar_copy(src, dst, work)
+        else:
+            err = kfs.restic_copy(src, dst, work)
+        assert err == "", "%s: %s" % (tool, err)
+        for v in kfs.VOLUMES:
+            want = exp[v] if tool == "rsync" else kfs.no_sockets(exp[v])
+            got = kfs.walk(os.path.join(dst, v))
+            try:
+                kfs.assert_same_tree(want, got, kfs.COPY_FIELDS)
+            except AssertionError as e:
+                raise AssertionError("%s, volume %s: %s" % (tool, v, e)) from None

@@ -1,0 +1,135 @@
+"""Mounting takes a set; every way of unmounting tears every set down; a
+crash (kill -9) is cleaned up ("reaped") by the next start; mount(8) and
+fstab work through mount.fuse3."""
+import os
+import signal
+
+import pytest
+
+import kfs
+
+
+def _start(factory, config, **kw):
+    k = factory(config, **kw)
+    k.start()
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    return k
+
+
+def _snapshots_of(btrfs, k, set_name="latest"):
+    m = k.manifest(set_name)
+    return {os.path.relpath(m["volumes"][v]["snapshot"], btrfs.mnt) for v in kfs.VOLUMES}
+
+
+def _assert_gone(btrfs, k, pid, before):
+    kfs.wait_until(lambda: not kfs.is_mounted(k.mp), 60, "unmount")
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to exit")
+    assert btrfs.subvolumes() == before, "snapshots left behind"
+    assert not kfs.kolabfs_pids(k.mp)
+    assert not kfs.is_mounted(k.mp)
+
+
+@pytest.mark.parametrize("how", ["fusermount", "umount", "SIGTERM", "SIGINT", "SIGHUP"])
+def test_unmount_tears_every_set_down(how, btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid = k.pid
+    first = _snapshots_of(btrfs, k)
+    os.mkdir(k.path("snapshots", "second"))
+    second = _snapshots_of(btrfs, k, "second")
+    assert btrfs.subvolumes() == before | first | second and len(first | second) == 6
+    if how == "fusermount":
+        kfs.run(["fusermount3", "-u", k.mp])
+    elif how == "umount":
+        kfs.run(["umount", k.mp])
+    else:
+        os.kill(pid, getattr(signal, how))
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_kill9_then_next_start_reaps(btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid, name = k.pid, k.manifest()["name"]
+    stale = _snapshots_of(btrfs, k)
+    os.kill(pid, signal.SIGKILL)
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 30, "kolabfs to die")
+    kfs.run(["fusermount3", "-u", k.mp])          # the dead mount
+    assert not kfs.is_mounted(k.mp)
+    assert stale <= btrfs.subvolumes(), "kill -9 cannot have removed the snapshots"
+
+    k2 = _start(kolabfs_factory, config)
+    now = btrfs.subvolumes()
+    assert not stale & now, "stale snapshots not reaped: %s" % sorted(stale & now)
+    assert now == before | _snapshots_of(btrfs, k2)
+    mentions = [name] + [os.path.join(btrfs.mnt, s) for s in stale] + sorted(stale)
+    assert any(x in k2.err for x in mentions), "start did not report the reaping on stderr:\n" + k2.err
+    warnings = k2.manifest()["warnings"]
+    assert warnings and any(x in w for w in warnings for x in mentions), warnings
+    pid2 = k2.pid
+    k2.stop()
+    _assert_gone(btrfs, k2, pid2, before)
+
+
+def test_mount_t_fuse_kolabfs(btrfs, tree, config, work, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = kolabfs_factory(config)
+    env = dict(os.environ, PATH=kfs.BUILDDIR + ":" + os.environ.get("PATH", ""))
+    k.start(cmd=["mount", "-t", "fuse.kolabfs", config, k.mp], env=env)
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    assert {fs for _, t, fs in kfs.mounts() if t == os.path.realpath(k.mp)} == {"fuse.kolabfs"}
+    pid = k.pid
+    kfs.run(["umount", k.mp])
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_fstab_entry(btrfs, tree, config, work, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = kolabfs_factory(config)
+    os.makedirs(k.mp, exist_ok=True)
+    fstab = os.path.join(work, "fstab")
+    with open(fstab, "w") as f:
+        f.write("# test fstab\n%s %s fuse.kolabfs noauto 0 0\n" % (config, k.mp))
+    env = dict(os.environ, PATH=kfs.BUILDDIR + ":" + os.environ.get("PATH", ""))
+    k.start(cmd=["mount", "-T", fstab, k.mp], env=env)
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    pid = k.pid
+    kfs.run(["umount", k.mp])
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_config_via_o_option(btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = kolabfs_factory(config)
+    k.start(cmd=[kfs.KOLABFS, k.mp, "-o", "config=" + config])
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    pid = k.pid
+    k.stop()
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_second_instance_on_one_state_dir_is_refused(btrfs, tree, config, work, kolabfs_factory):
+    """doc/design.md: state_dir/lock, one kolabfs per state_dir."""
+    k = _start(kolabfs_factory, config)
+    subvols = btrfs.subvolumes()
+    k2 = kolabfs_factory(config, mountpoint=os.path.join(work, "mnt2"))
+    assert k2.start() != 0
+    assert k2.err.strip(), "no message on stderr"
+    assert not kfs.is_mounted(k2.mp)
+    assert btrfs.subvolumes() == subvols
+    assert os.path.isfile(k.latest("MANIFEST.json")), "the first mount was disturbed"
+    k.stop()
+
+
+def test_start_on_a_missing_mountpoint_fails_cleanly(btrfs, tree, config, work):
+    before = btrfs.subvolumes()
+    mp = os.path.join(work, "no-such-dir")
+    p = kfs.run([kfs.KOLABFS, config, mp], check=False)
+    assert p.returncode != 0 and p.stderr.strip()
+    assert btrfs.subvolumes() == before
+    assert not os.path.exists(mp) and not kfs.is_mounted(mp)
+    assert not kfs.kolabfs_pids(mp)
