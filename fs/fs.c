@@ -1,2 +1,294 @@
-/* stub: to be written */
-#include "config.h"
+/* kolabfs: the FUSE low-level operations table, lookup, sets as
+ * directories (mkdir/rmdir), and everything that is read-only. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "../src/log.h"
+#include "fs-int.h"
+
+static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* The kernel enforces ACLs as well as modes (default_permissions),
+	 * so a user reads through the mount only what they could on disk. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* Backup tools stat every entry they list: always readdirplus. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->time_gran = 1;
+}
+
+static void kfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct kfs_node *p = kfs_node_of(req, parent);
+	struct fuse_entry_param e;
+	int ret;
+
+	ret = kfs_fs_lookup_node(kfs_fs_of(req), p, -1, name, &e);
+	if (ret == -ENOENT && p->kind == KFS_NODE_PASS) {
+		/* a snapshot never gains entries: cache the miss */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = KFS_PASS_TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void kfs_fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+
+	kfs_inodes_forget(fs->inodes, kfs_inodes_get(fs->inodes, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void kfs_fs_forget_multi(fuse_req_t req, size_t count,
+				struct fuse_forget_data *forgets)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		kfs_inodes_forget(fs->inodes, kfs_inodes_get(fs->inodes, forgets[i].ino),
+				  forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void kfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct stat st;
+	int ret;
+
+	ret = kfs_fs_getattr_node(kfs_fs_of(req), node, &st);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (node->kind == KFS_NODE_PASS || node->kind == KFS_NODE_MANIFEST)
+		fuse_reply_attr(req, &st, KFS_PASS_TIMEOUT);
+	else if (node->kind == KFS_NODE_STATUS || node->kind == KFS_NODE_LATEST)
+		fuse_reply_attr(req, &st, 0);
+	else
+		fuse_reply_attr(req, &st, KFS_VIRTUAL_TIMEOUT);
+}
+
+/* Only root takes and drops sets: a set pins disk space and, with a
+ * database lock, briefly production. */
+static int sets_dir_access(fuse_req_t req, fuse_ino_t parent)
+{
+	if (kfs_node_of(req, parent)->kind != KFS_NODE_SNAPSHOTS)
+		return -EROFS;
+	if (fuse_req_ctx(req)->uid != 0)
+		return -EPERM;
+	return 0;
+}
+
+static void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	struct fuse_entry_param e;
+	GError *error = NULL;
+	int ret;
+
+	ret = sets_dir_access(req, parent);
+	if (ret == 0 && !strcmp(name, "latest"))
+		ret = -EEXIST;
+	if (ret == 0)
+		ret = kfs_sets_take(fs->sets, name, NULL, &error);
+	if (ret == 0)
+		ret = kfs_fs_lookup_node(fs, kfs_node_of(req, parent), -1, name, &e);
+	if (error) {
+		kfs_err("mkdir %s: %s", name, error->message);
+		g_error_free(error);
+	}
+	if (ret < 0)
+		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -EPERM ||
+				    ret == -EROFS ? -ret : EIO);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void kfs_fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	GError *error = NULL;
+	int ret;
+
+	ret = sets_dir_access(req, parent);
+	if (ret == 0 && !strcmp(name, "latest"))
+		ret = -ENOTDIR;
+	if (ret == 0)
+		ret = kfs_sets_drop(fs->sets, name, &error);
+	if (error) {
+		if (ret != -ENOENT)
+			kfs_err("rmdir %s: %s", name, error->message);
+		g_error_free(error);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+static void kfs_fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (statvfs(kfs_fs_of(req)->cfg->state_dir, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change a snapshot. */
+static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			  const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+			    off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			    off_t length, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops kfs_ops = {
+	.init = kfs_fs_init,
+	.lookup = kfs_fs_lookup,
+	.forget = kfs_fs_forget,
+	.forget_multi = kfs_fs_forget_multi,
+	.getattr = kfs_fs_getattr,
+	.readlink = kfs_fs_readlink,
+	.mkdir = kfs_fs_mkdir,
+	.rmdir = kfs_fs_rmdir,
+	.open = kfs_fs_open,
+	.read = kfs_fs_read,
+	.release = kfs_fs_release,
+	.opendir = kfs_fs_opendir,
+	.readdir = kfs_fs_readdir,
+	.readdirplus = kfs_fs_readdirplus,
+	.releasedir = kfs_fs_releasedir,
+	.statfs = kfs_fs_statfs,
+	.getxattr = kfs_fs_getxattr,
+	.listxattr = kfs_fs_listxattr,
+	.setattr = erofs_setattr,
+	.mknod = erofs_mknod,
+	.symlink = erofs_symlink,
+	.link = erofs_link,
+	.unlink = erofs_unlink,
+	.rename = erofs_rename,
+	.create = erofs_create,
+	.write_buf = erofs_write_buf,
+	.setxattr = erofs_setxattr,
+	.removexattr = erofs_removexattr,
+	.fallocate = erofs_fallocate,
+};
+
+const struct fuse_lowlevel_ops *kfs_fs_ops(void)
+{
+	return &kfs_ops;
+}
+
+struct kfs_fs *kfs_fs_create(const struct kfs_config *cfg, struct kfs_sets *sets)
+{
+	struct kfs_fs *fs = g_new0(struct kfs_fs, 1);
+	size_t i;
+
+	fs->cfg = cfg;
+	fs->sets = sets;
+	fs->inodes = kfs_inodes_create();
+	fs->filters = g_new0(struct kfs_filter *, cfg->n_volumes + 1);
+	for (i = 0; i < cfg->n_volumes; i++) {
+		fs->filters[i] = kfs_filter_create(cfg->volumes[i].preset,
+						   cfg->volumes[i].exclude);
+		if (!fs->filters[i]) {
+			/* the config was validated: this is a bug, not input */
+			kfs_err("[volume:%s]: invalid preset or exclude", cfg->volumes[i].name);
+			kfs_fs_destroy(fs);
+			return NULL;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &fs->mounted);
+	return fs;
+}
+
+void kfs_fs_destroy(struct kfs_fs *fs)
+{
+	size_t i;
+
+	if (!fs)
+		return;
+	for (i = 0; fs->filters && i < fs->cfg->n_volumes; i++)
+		kfs_filter_destroy(fs->filters[i]);
+	g_free(fs->filters);
+	kfs_inodes_destroy(fs->inodes);
+	g_free(fs);
+}
+
+void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se)
+{
+	fs->se = se;
+}

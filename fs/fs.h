@@ -2,7 +2,7 @@
 #ifndef KFS_FS_H
 #define KFS_FS_H
 
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
 #include "../src/config.h"

@@ -1,2 +1,162 @@
-/* stub: to be written */
-#include "config.h"
+/* kolabfs: the node table.
+ *
+ * Node ids are the nodes' addresses (as in libfuse's passthrough_ll), so
+ * the read path never takes the table lock; only lookup and forget do. */
+#include "autoconf.h"
+
+#include <glib.h>
+#include <string.h>
+
+#include "inode.h"
+#include "ino.h"
+
+#define FUSE_ROOT_NODEID 1
+
+struct node_key {
+	enum kfs_node_kind kind;
+	const void *owner;      /* the set (SET, MANIFEST) or source (PASS) */
+	uint64_t local_ino;
+};
+
+struct kfs_inodes {
+	GMutex lock;
+	GHashTable *nodes;      /* struct node_key * -> struct kfs_node * */
+	struct kfs_node fixed[KFS_NODE_LATEST + 1];
+};
+
+static guint key_hash(gconstpointer p)
+{
+	const struct node_key *k = p;
+	uint64_t h = k->local_ino * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uintptr_t)k->owner + k->kind;
+	return (guint)(h ^ (h >> 32));
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+	const struct node_key *x = a, *y = b;
+
+	return x->kind == y->kind && x->owner == y->owner && x->local_ino == y->local_ino;
+}
+
+static void node_free(struct kfs_node *node)
+{
+	kfs_set_unref(node->set);
+	g_free(node->path);
+	g_free(node);
+}
+
+struct kfs_inodes *kfs_inodes_create(void)
+{
+	struct kfs_inodes *t = g_new0(struct kfs_inodes, 1);
+	int k;
+
+	g_mutex_init(&t->lock);
+	t->nodes = g_hash_table_new_full(key_hash, key_equal, g_free, NULL);
+	for (k = KFS_NODE_ROOT; k <= KFS_NODE_LATEST; k++) {
+		t->fixed[k].kind = k;
+		t->fixed[k].ino = kfs_ino_make(KFS_INO_SPACE_VIRTUAL, 1 + k);
+	}
+	return t;
+}
+
+void kfs_inodes_destroy(struct kfs_inodes *t)
+{
+	GHashTableIter it;
+	gpointer node;
+
+	if (!t)
+		return;
+	g_hash_table_iter_init(&it, t->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &node))
+		node_free(node);
+	g_hash_table_destroy(t->nodes);
+	g_mutex_clear(&t->lock);
+	g_free(t);
+}
+
+struct kfs_node *kfs_inodes_fixed(struct kfs_inodes *t, enum kfs_node_kind kind)
+{
+	return &t->fixed[kind];
+}
+
+struct kfs_node *kfs_inodes_get(struct kfs_inodes *t, uint64_t nodeid)
+{
+	if (nodeid == FUSE_ROOT_NODEID)
+		return &t->fixed[KFS_NODE_ROOT];
+	return (struct kfs_node *)(uintptr_t)nodeid;
+}
+
+uint64_t kfs_inodes_nodeid(const struct kfs_node *node)
+{
+	if (node->kind == KFS_NODE_ROOT)
+		return FUSE_ROOT_NODEID;
+	return (uint64_t)(uintptr_t)node;
+}
+
+static struct kfs_node *ref_key(struct kfs_inodes *t, const struct node_key *key,
+				struct kfs_set *set, const struct kfs_source *src,
+				uint64_t ino, const char *path)
+{
+	struct kfs_node *node;
+
+	g_mutex_lock(&t->lock);
+	node = g_hash_table_lookup(t->nodes, key);
+	if (!node) {
+		node = g_new0(struct kfs_node, 1);
+		node->kind = key->kind;
+		node->set = kfs_set_ref(set);
+		node->local_ino = key->local_ino;
+		node->path = g_strdup(path);
+		node->src = src;
+		node->ino = ino;
+		g_hash_table_insert(t->nodes, g_memdup2(key, sizeof(*key)), node);
+	}
+	node->nlookup++;
+	g_mutex_unlock(&t->lock);
+	return node;
+}
+
+struct kfs_node *kfs_inodes_ref_set(struct kfs_inodes *t, struct kfs_set *set,
+				    enum kfs_node_kind kind)
+{
+	struct node_key key = { kind, set, 0 };
+	/* Virtual numbers: two per set, after the fixed nodes. */
+	uint64_t ino = kfs_ino_make(KFS_INO_SPACE_VIRTUAL,
+				    16 + 2 * set->seq + (kind == KFS_NODE_MANIFEST));
+
+	return ref_key(t, &key, set, NULL, ino, NULL);
+}
+
+struct kfs_node *kfs_inodes_ref_pass(struct kfs_inodes *t, struct kfs_set *set,
+				     const struct kfs_source *src, uint64_t local_ino,
+				     const char *path)
+{
+	struct node_key key = { KFS_NODE_PASS, src, local_ino };
+
+	return ref_key(t, &key, set, src, kfs_ino_make(src->ino_space, local_ino), path);
+}
+
+void kfs_inodes_forget(struct kfs_inodes *t, struct kfs_node *node, uint64_t n)
+{
+	struct node_key key;
+
+	if (node->kind <= KFS_NODE_LATEST)
+		return;
+	key.kind = node->kind;
+	key.owner = node->kind == KFS_NODE_PASS ? (const void *)node->src
+						: (const void *)node->set;
+	key.local_ino = node->local_ino;
+	g_mutex_lock(&t->lock);
+	if (n > node->nlookup)
+		n = node->nlookup;
+	node->nlookup -= n;
+	if (node->nlookup == 0)
+		g_hash_table_remove(t->nodes, &key);
+	else
+		node = NULL;
+	g_mutex_unlock(&t->lock);
+	if (node)
+		node_free(node);
+}

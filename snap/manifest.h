@@ -11,4 +11,11 @@
 int kfs_manifest_write(const struct kfs_config *cfg, const struct kfs_set *set,
 		       GError **error);
 
+/* "2026-11-27T04:30:00Z" for a g_get_real_time() value. */
+char *kfs_manifest_time(gint64 usec);
+
+/* Pretty JSON text of ROOT with a final newline (newly allocated). */
+struct _JsonNode;
+char *kfs_json_to_text(struct _JsonNode *root);
+
 #endif

@@ -30,12 +30,17 @@ struct kfs_set {
 	int manifest_fd;         /* O_PATH of MANIFEST.json */
 	struct kfs_source *sources;
 	size_t n_sources;
-	char **warnings;         /* NULL-terminated */
+	GPtrArray *warnings;     /* char *: what the administrator should know */
+	unsigned long seq;       /* 1, 2, ...: order of creation in this process */
 	gint refcount;
 	gint dead;               /* torn down; nodes still referring to it get ESTALE */
 };
 
+struct kfs_set *kfs_set_new(const char *name, const char *dir);
 struct kfs_set *kfs_set_ref(struct kfs_set *set);
+/* The last reference closes the set's descriptors and frees it; tearing
+ * the snapshots down is kfs_sets_drop's job, not this. */
 void kfs_set_unref(struct kfs_set *set);
+bool kfs_set_is_dead(const struct kfs_set *set);
 
 #endif

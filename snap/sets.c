@@ -1,2 +1,543 @@
-/* stub: to be written */
-#include "config.h"
+/* kolabfs: the live snapshot sets and their record in state_dir.
+ *
+ * Every snapshot is written into the set's record before it is created,
+ * so whatever a crashed kolabfs leaves behind, the next one finds it and
+ * removes it ("reaping").  The reaper only ever destroys what the record
+ * names and what looks like a kolabfs snapshot: it must never be able to
+ * remove an administrator's data, even from a corrupt record. */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+
+#include "../src/log.h"
+#include "btrfs.h"
+#include "copy.h"
+#include "manifest.h"
+#include "rmtree.h"
+#include "sets.h"
+
+#define SNAPSHOT_DIR_NAME ".kolabfs-snapshots"
+
+struct kfs_sets {
+	const struct kfs_config *cfg;
+	char *sets_dir;         /* state_dir/sets */
+	char *lock_path;
+	int lock_fd;
+	GMutex lock;            /* live, seq */
+	GMutex take_lock;       /* one take or drop at a time */
+	GPtrArray *live;        /* struct kfs_set *, oldest first */
+	GPtrArray *reaped;      /* warnings for the next set's MANIFEST */
+	unsigned long seq;
+};
+
+static int set_error(GError **error, int err, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+static int set_error(GError **error, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (error && !*error) {
+		va_start(ap, fmt);
+		*error = g_error_new_valist(G_FILE_ERROR, g_file_error_from_errno(err), fmt, ap);
+		va_end(ap);
+	}
+	return -err;
+}
+
+static int state_dir_open(struct kfs_sets *sets, GError **error)
+{
+	const char *dir = sets->cfg->state_dir;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return set_error(error, errno, "state_dir %s: cannot create: %s",
+				 dir, g_strerror(errno));
+	/* Copies of configuration (and later LDIF) are spooled here. */
+	if (chmod(dir, 0700) < 0)
+		return set_error(error, errno, "state_dir %s: %s", dir, g_strerror(errno));
+	if (mkdir(sets->sets_dir, 0700) < 0 && errno != EEXIST)
+		return set_error(error, errno, "state_dir %s: cannot create: %s",
+				 sets->sets_dir, g_strerror(errno));
+	return 0;
+}
+
+static void lock_write_pid(struct kfs_sets *sets)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(sets->lock_fd, 0) == 0 && pwrite(sets->lock_fd, buf, n, 0) != n)
+		kfs_warn("%s: cannot write pid: %s", sets->lock_path, g_strerror(errno));
+}
+
+static int lock_take(struct kfs_sets *sets, GError **error)
+{
+	char pid[32] = "";
+	ssize_t n;
+
+	sets->lock_fd = open(sets->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sets->lock_fd < 0)
+		return set_error(error, errno, "%s: %s", sets->lock_path, g_strerror(errno));
+	if (flock(sets->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		n = pread(sets->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		g_strchomp(pid);
+		close(sets->lock_fd);
+		sets->lock_fd = -1;
+		if (err != EWOULDBLOCK)
+			return set_error(error, err, "%s: %s", sets->lock_path, g_strerror(err));
+		return set_error(error, EBUSY,
+				 "state_dir %s is in use by another kolabfs (pid %s)",
+				 sets->cfg->state_dir, *pid ? pid : "unknown");
+	}
+	lock_write_pid(sets);
+	return 0;
+}
+
+void kfs_sets_daemonized(struct kfs_sets *sets)
+{
+	lock_write_pid(sets);
+}
+
+/* A path the reaper may destroy: .../.kolabfs-snapshots/<volume>@<set>. */
+static bool reapable(const char *path)
+{
+	g_autofree char *base = g_path_get_basename(path);
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *dirbase = g_path_get_basename(dir);
+
+	return g_path_is_absolute(path) && strchr(base, '@') &&
+	       !strcmp(dirbase, SNAPSHOT_DIR_NAME);
+}
+
+static void reap_one(struct kfs_sets *sets, const char *name)
+{
+	g_autofree char *dir = g_build_filename(sets->sets_dir, name, NULL);
+	g_autofree char *record = g_build_filename(dir, "record", NULL);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_auto(GStrv) snaps = NULL;
+	g_autofree char *pid = NULL;
+	bool complete = true;
+	char **p;
+	int ret;
+
+	if (g_key_file_load_from_file(kf, record, G_KEY_FILE_NONE, NULL)) {
+		pid = g_key_file_get_string(kf, "set", "pid", NULL);
+		snaps = g_key_file_get_string_list(kf, "set", "snapshots", NULL, NULL);
+	}
+	for (p = snaps; p && *p; p++) {
+		if (!reapable(*p)) {
+			kfs_warn("reaper: %s: not a kolabfs snapshot path, left alone", *p);
+			continue;
+		}
+		ret = kfs_btrfs_snapshot_destroy(*p);
+		if (ret == -ENOENT)
+			continue;
+		if (ret < 0) {
+			kfs_err("reaper: cannot destroy snapshot %s left by kolabfs pid %s: %s",
+				*p, pid ? pid : "?", g_strerror(-ret));
+			complete = false;
+			continue;
+		}
+		g_ptr_array_add(sets->reaped,
+				g_strdup_printf("reaped snapshot %s of set %s, left by kolabfs pid %s",
+						*p, name, pid ? pid : "?"));
+		kfs_warn("%s", (char *)g_ptr_array_index(sets->reaped, sets->reaped->len - 1));
+	}
+	if (complete && kfs_rmtree(dir) < 0)
+		kfs_warn("reaper: cannot remove %s: %s", dir, g_strerror(errno));
+}
+
+static void reap(struct kfs_sets *sets)
+{
+	g_autoptr(GDir) d = g_dir_open(sets->sets_dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d)))
+		reap_one(sets, name);
+}
+
+struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error)
+{
+	struct kfs_sets *sets = g_new0(struct kfs_sets, 1);
+
+	sets->cfg = cfg;
+	sets->lock_fd = -1;
+	sets->sets_dir = g_build_filename(cfg->state_dir, "sets", NULL);
+	sets->lock_path = g_build_filename(cfg->state_dir, "lock", NULL);
+	sets->live = g_ptr_array_new();
+	sets->reaped = g_ptr_array_new_with_free_func(g_free);
+	g_mutex_init(&sets->lock);
+	g_mutex_init(&sets->take_lock);
+	if (state_dir_open(sets, error) < 0 || lock_take(sets, error) < 0) {
+		kfs_sets_destroy(sets);
+		return NULL;
+	}
+	reap(sets);
+	return sets;
+}
+
+static char *name_from_format(const char *format)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char buf[256];
+
+	gmtime_r(&now, &tm);
+	if (strftime(buf, sizeof(buf), format, &tm) == 0)
+		return NULL;
+	return g_strdup(buf);
+}
+
+static int record_write(const struct kfs_set *set, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *path = g_build_filename(set->dir, "record", NULL);
+	g_autofree char *data = NULL;
+	g_autoptr(GPtrArray) snaps = g_ptr_array_new();
+	size_t i;
+
+	for (i = 0; i < set->n_sources; i++)
+		if (set->sources[i].snapshot)
+			g_ptr_array_add(snaps, set->sources[i].snapshot);
+	g_key_file_set_string(kf, "set", "name", set->name);
+	g_key_file_set_int64(kf, "set", "pid", getpid());
+	g_key_file_set_string_list(kf, "set", "snapshots",
+				   (const char *const *)snaps->pdata, snaps->len);
+	data = g_key_file_to_data(kf, NULL, NULL);
+	if (!g_file_set_contents_full(path, data, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+				      0600, error))
+		return -EIO;
+	return 0;
+}
+
+/* Plan the set's sources; nothing is created yet. */
+static int set_plan(const struct kfs_config *cfg, struct kfs_set *set, GError **error)
+{
+	size_t i, n = 0;
+
+	set->sources = g_new0(struct kfs_source, cfg->n_volumes + cfg->n_copies);
+	for (i = 0; i < cfg->n_volumes; i++, n++) {
+		const struct kfs_volume_conf *v = &cfg->volumes[i];
+		struct kfs_source *src = &set->sources[n];
+		g_autofree char *dir = kfs_btrfs_snapshot_dir(v->path);
+		g_autofree char *base = g_strdup_printf("%s@%s", v->name, set->name);
+
+		src->root_fd = -1;
+		src->name = g_strdup(v->name);
+		src->kind = KFS_SOURCE_VOLUME;
+		src->volume = v;
+		src->volume_index = i;
+		src->ino_space = v->ino_space;
+		set->n_sources = n + 1;
+		if (!dir)
+			return set_error(error, errno, "[volume:%s] %s: %s", v->name,
+					 v->path, g_strerror(errno));
+		src->snapshot = g_build_filename(dir, base, NULL);
+		src->root = v->subdir ? g_build_filename(src->snapshot, v->subdir, NULL)
+				      : g_strdup(src->snapshot);
+	}
+	for (i = 0; i < cfg->n_copies; i++, n++) {
+		struct kfs_source *src = &set->sources[n];
+
+		src->root_fd = -1;
+		src->name = g_strdup(cfg->copies[i].name);
+		src->kind = KFS_SOURCE_COPY;
+		src->volume_index = i;
+		src->ino_space = cfg->copies[i].ino_space;
+		src->root = g_build_filename(set->dir, "copy", src->name, NULL);
+		set->n_sources = n + 1;
+	}
+	return 0;
+}
+
+static int source_open(struct kfs_source *src, GError **error)
+{
+	src->root_fd = open(src->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (src->root_fd < 0)
+		return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+	return 0;
+}
+
+static int snapshot_volumes(struct kfs_set *set, GError **error)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < set->n_sources; i++) {
+		struct kfs_source *src = &set->sources[i];
+
+		if (src->kind != KFS_SOURCE_VOLUME)
+			continue;
+		ret = kfs_btrfs_snapshot_create(src->volume->path, src->snapshot);
+		if (ret < 0)
+			return set_error(error, -ret, "[volume:%s] cannot snapshot %s to %s: %s",
+					 src->name, src->volume->path, src->snapshot,
+					 g_strerror(-ret));
+	}
+	for (i = 0; i < set->n_sources; i++) {
+		if (set->sources[i].kind != KFS_SOURCE_VOLUME)
+			continue;
+		ret = source_open(&set->sources[i], error);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GError **error)
+{
+	g_autofree char *top = g_build_filename(set->dir, "copy", NULL);
+	size_t i;
+	char **p;
+	int ret;
+
+	if (mkdir(top, 0700) < 0 && errno != EEXIST)
+		return set_error(error, errno, "%s: %s", top, g_strerror(errno));
+	for (i = 0; i < set->n_sources; i++) {
+		struct kfs_source *src = &set->sources[i];
+		GError *err = NULL;
+
+		if (src->kind != KFS_SOURCE_COPY)
+			continue;
+		if (mkdir(src->root, 0755) < 0)
+			return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+		for (p = cfg->copies[src->volume_index].paths; *p; p++) {
+			ret = kfs_copy_tree(*p, src->root, &err);
+			if (ret == -ENOENT && access(*p, F_OK) < 0) {
+				/* Gone since the config was checked: worth a warning,
+				 * not worth losing the whole set. */
+				g_ptr_array_add(set->warnings,
+						g_strdup_printf("[copy:%s] %s does not exist",
+								src->name, *p));
+				kfs_warn("[copy:%s] %s does not exist", src->name, *p);
+				g_clear_error(&err);
+				continue;
+			}
+			if (ret < 0) {
+				ret = set_error(error, -ret, "[copy:%s] %s", src->name,
+						err ? err->message : g_strerror(-ret));
+				g_clear_error(&err);
+				return ret;
+			}
+		}
+		ret = source_open(src, error);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Destroy what the set made.  Returns false if something could not be
+ * removed: the record then stays for the next start to reap. */
+static bool set_teardown(struct kfs_set *set)
+{
+	bool complete = true;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < set->n_sources; i++) {
+		const char *snap = set->sources[i].snapshot;
+
+		if (!snap)
+			continue;
+		ret = kfs_btrfs_snapshot_destroy(snap);
+		if (ret < 0 && ret != -ENOENT) {
+			kfs_err("set %s: cannot destroy snapshot %s: %s (left for the next start to reap)",
+				set->name, snap, g_strerror(-ret));
+			complete = false;
+		}
+	}
+	if (complete && kfs_rmtree(set->dir) < 0) {
+		kfs_err("set %s: cannot remove %s: %s", set->name, set->dir, g_strerror(errno));
+		complete = false;
+	}
+	return complete;
+}
+
+static struct kfs_set *find_live(struct kfs_sets *sets, const char *name)
+{
+	guint i;
+
+	for (i = 0; i < sets->live->len; i++) {
+		struct kfs_set *set = g_ptr_array_index(sets->live, i);
+
+		if (!strcmp(set->name, name))
+			return set;
+	}
+	return NULL;
+}
+
+static int set_build(struct kfs_sets *sets, struct kfs_set *set, GError **error)
+{
+	int ret;
+
+	ret = set_plan(sets->cfg, set, error);
+	if (ret < 0)
+		return ret;
+	ret = record_write(set, error);
+	if (ret < 0)
+		return ret;
+	ret = snapshot_volumes(set, error);
+	if (ret < 0)
+		return ret;
+	ret = copy_sources(sets->cfg, set, error);
+	if (ret < 0)
+		return ret;
+	ret = kfs_manifest_write(sets->cfg, set, error);
+	if (ret < 0)
+		return ret;
+	set->manifest_fd = open(set->manifest, O_PATH | O_CLOEXEC);
+	if (set->manifest_fd < 0)
+		return set_error(error, errno, "%s: %s", set->manifest, g_strerror(errno));
+	return 0;
+}
+
+static int take_locked(struct kfs_sets *sets, const char *name,
+		       struct kfs_set **out, GError **error)
+{
+	g_autofree char *dir = NULL;
+	struct kfs_set *set;
+	int ret;
+
+	if (!kfs_name_is_safe(name) || !strcmp(name, "latest"))
+		return set_error(error, EINVAL, "\"%s\" is not a usable set name", name);
+	g_mutex_lock(&sets->lock);
+	set = find_live(sets, name);
+	g_mutex_unlock(&sets->lock);
+	if (set)
+		return set_error(error, EEXIST, "a set named %s exists already", name);
+	dir = g_build_filename(sets->sets_dir, name, NULL);
+	if (mkdir(dir, 0700) < 0)
+		return set_error(error, errno, "%s: %s", dir, g_strerror(errno));
+
+	set = kfs_set_new(name, dir);
+	g_ptr_array_extend_and_steal(set->warnings, g_steal_pointer(&sets->reaped));
+	sets->reaped = g_ptr_array_new_with_free_func(g_free);
+	ret = set_build(sets, set, error);
+	if (ret < 0) {
+		set_teardown(set);
+		kfs_set_unref(set);
+		return ret;
+	}
+	g_mutex_lock(&sets->lock);
+	set->seq = ++sets->seq;
+	g_ptr_array_add(sets->live, set);
+	g_mutex_unlock(&sets->lock);
+	kfs_info("set %s taken", set->name);
+	if (out)
+		*out = kfs_set_ref(set);
+	return 0;
+}
+
+int kfs_sets_take(struct kfs_sets *sets, const char *name,
+		  struct kfs_set **out, GError **error)
+{
+	g_autofree char *auto_name = NULL;
+	int ret;
+
+	if (!name) {
+		auto_name = name_from_format(sets->cfg->name_format);
+		if (!auto_name)
+			return set_error(error, EINVAL, "name_format \"%s\" gives an empty name",
+					 sets->cfg->name_format);
+		name = auto_name;
+	}
+	g_mutex_lock(&sets->take_lock);
+	ret = take_locked(sets, name, out, error);
+	g_mutex_unlock(&sets->take_lock);
+	return ret;
+}
+
+int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
+{
+	struct kfs_set *set;
+	bool complete;
+
+	g_mutex_lock(&sets->take_lock);
+	g_mutex_lock(&sets->lock);
+	set = find_live(sets, name);
+	if (set)
+		g_ptr_array_remove(sets->live, set);
+	g_mutex_unlock(&sets->lock);
+	if (!set) {
+		g_mutex_unlock(&sets->take_lock);
+		return set_error(error, ENOENT, "no set named %s", name);
+	}
+	g_atomic_int_set(&set->dead, 1);
+	complete = set_teardown(set);
+	g_mutex_unlock(&sets->take_lock);
+	kfs_info("set %s dropped%s", name, complete ? "" : " (incompletely)");
+	kfs_set_unref(set);
+	if (!complete)
+		return set_error(error, EBUSY, "set %s could not be torn down completely", name);
+	return 0;
+}
+
+struct kfs_set *kfs_sets_get(struct kfs_sets *sets, const char *name)
+{
+	struct kfs_set *set;
+
+	g_mutex_lock(&sets->lock);
+	set = find_live(sets, name);
+	if (set)
+		kfs_set_ref(set);
+	g_mutex_unlock(&sets->lock);
+	return set;
+}
+
+char *kfs_sets_latest_name(struct kfs_sets *sets)
+{
+	char *name = NULL;
+
+	g_mutex_lock(&sets->lock);
+	if (sets->live->len)
+		name = g_strdup(((struct kfs_set *)
+				 g_ptr_array_index(sets->live, sets->live->len - 1))->name);
+	g_mutex_unlock(&sets->lock);
+	return name;
+}
+
+GPtrArray *kfs_sets_list(struct kfs_sets *sets)
+{
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)kfs_set_unref);
+	guint i;
+
+	g_mutex_lock(&sets->lock);
+	for (i = 0; i < sets->live->len; i++)
+		g_ptr_array_add(list, kfs_set_ref(g_ptr_array_index(sets->live, i)));
+	g_mutex_unlock(&sets->lock);
+	return list;
+}
+
+void kfs_sets_destroy(struct kfs_sets *sets)
+{
+	if (!sets)
+		return;
+	while (sets->live && sets->live->len) {
+		struct kfs_set *set = g_ptr_array_index(sets->live, sets->live->len - 1);
+		g_autofree char *name = g_strdup(set->name);
+
+		kfs_sets_drop(sets, name, NULL);
+	}
+	if (sets->lock_fd >= 0)
+		close(sets->lock_fd);
+	g_ptr_array_unref(sets->live);
+	g_ptr_array_unref(sets->reaped);
+	g_mutex_clear(&sets->lock);
+	g_mutex_clear(&sets->take_lock);
+	g_free(sets->lock_path);
+	g_free(sets->sets_dir);
+	g_free(sets);
+}

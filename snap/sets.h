@@ -18,6 +18,9 @@ struct kfs_sets;
  */
 struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error);
 
+/* After fuse_daemonize(): the lock file names the daemon's pid. */
+void kfs_sets_daemonized(struct kfs_sets *sets);
+
 /* Tear down every live set, release the lock, free. */
 void kfs_sets_destroy(struct kfs_sets *sets);
 

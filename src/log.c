@@ -1,7 +1,7 @@
 /* kolabfs: logging.  Before the daemon detaches, the administrator is
  * looking at the terminal (or mount(8)'s stderr): write there.  After,
  * only syslog reaches anyone. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,2 +1,183 @@
+/* kolabfs: start-up and shut-down, as a staged sequence.
+ *
+ * Mounting is the backup's pre-script and unmounting its post-script: the
+ * process does not detach (so mount(8) does not return) until the first
+ * set exists, and whatever fails before that is torn down again. */
+#include "autoconf.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "../fs/fs.h"
+#include "../snap/sets.h"
 #include "config.h"
-int main(void) { return 0; }
+#include "log.h"
+#include "options.h"
+
+struct kfs_main {
+	struct kfs_options opts;
+	struct kfs_config *cfg;
+	struct kfs_sets *sets;
+	struct kfs_fs *fs;
+	struct fuse_session *se;
+};
+
+/* Open files hold a descriptor each; tools like restic open many. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int stage_config(struct kfs_main *m)
+{
+	GError *error = NULL;
+
+	m->cfg = kfs_config_load(m->opts.config, &error);
+	if (m->cfg && !kfs_config_check_host(m->cfg, &error)) {
+		kfs_config_destroy(m->cfg);
+		m->cfg = NULL;
+	}
+	if (!m->cfg) {
+		kfs_err("%s", error->message);
+		g_error_free(error);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_check(const struct kfs_config *cfg)
+{
+	size_t i;
+
+	printf("%s: OK\n", cfg->file);
+	printf("state_dir: %s\n", cfg->state_dir);
+	for (i = 0; i < cfg->n_volumes; i++)
+		printf("volume %s: btrfs subvolume %s%s%s\n", cfg->volumes[i].name,
+		       cfg->volumes[i].path, cfg->volumes[i].subdir ? ", subdir " : "",
+		       cfg->volumes[i].subdir ? cfg->volumes[i].subdir : "");
+	for (i = 0; i < cfg->n_copies; i++) {
+		g_autofree char *paths = g_strjoinv(", ", cfg->copies[i].paths);
+
+		printf("copy %s: %s\n", cfg->copies[i].name, paths);
+	}
+}
+
+static int stage_first_set(struct kfs_main *m)
+{
+	GError *error = NULL;
+
+	m->sets = kfs_sets_create(m->cfg, &error);
+	if (m->sets && kfs_sets_take(m->sets, NULL, NULL, &error) == 0)
+		return 0;
+	kfs_err("%s", error->message);
+	g_error_free(error);
+	return -1;
+}
+
+static int stage_mount(struct kfs_main *m)
+{
+	m->fs = kfs_fs_create(m->cfg, m->sets);
+	if (!m->fs)
+		return -1;
+	m->se = fuse_session_new(&m->opts.fuse_args, kfs_fs_ops(), sizeof(struct fuse_lowlevel_ops),
+				 m->fs);
+	if (!m->se)
+		return -1;
+	kfs_fs_set_session(m->fs, m->se);
+	if (fuse_set_signal_handlers(m->se) != 0)
+		return -1;
+	if (fuse_session_mount(m->se, m->opts.mountpoint) != 0) {
+		kfs_err("cannot mount on %s", m->opts.mountpoint);
+		return -1;
+	}
+	return 0;
+}
+
+static int stage_serve(struct kfs_main *m)
+{
+	struct fuse_loop_config *lc;
+	int ret;
+
+	if (fuse_daemonize(m->opts.foreground) != 0)
+		return -1;
+	if (!m->opts.foreground)
+		kfs_log_to_syslog();
+	kfs_sets_daemonized(m->sets);
+	kfs_info("mounted on %s", m->opts.mountpoint);
+	if (m->opts.singlethread)
+		return fuse_session_loop(m->se);
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, m->opts.clone_fd);
+	fuse_loop_cfg_set_max_threads(lc, m->opts.max_threads);
+	if (m->opts.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(lc, m->opts.max_idle_threads);
+	ret = fuse_session_loop_mt(m->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return ret;
+}
+
+/* Undo every stage that was reached; the sets go last, after the kernel
+ * has let go of the mount. */
+static void stage_teardown(struct kfs_main *m, bool mounted)
+{
+	if (m->se) {
+		if (mounted)
+			fuse_session_unmount(m->se);
+		fuse_remove_signal_handlers(m->se);
+		fuse_session_destroy(m->se);
+	}
+	kfs_fs_destroy(m->fs);
+	kfs_sets_destroy(m->sets);
+	kfs_config_destroy(m->cfg);
+	kfs_options_clear(&m->opts);
+}
+
+int main(int argc, char **argv)
+{
+	struct kfs_main m = { 0 };
+	GError *error = NULL;
+	bool mounted = false;
+	int ret = 1;
+
+	umask(022);
+	kfs_log_init(false);
+	if (!kfs_options_parse(argc, argv, &m.opts, &error)) {
+		kfs_err("%s (try --help)", error->message);
+		g_error_free(error);
+		kfs_options_clear(&m.opts);
+		return 2;
+	}
+	kfs_log_init(m.opts.debug);
+	if (m.opts.help || m.opts.version) {
+		if (m.opts.help)
+			kfs_options_usage(argv[0]);
+		else
+			printf("kolabfs %s\nFUSE library version %s\n", PACKAGE_VERSION,
+			       fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (stage_config(&m) < 0)
+		goto out;
+	if (m.opts.check) {
+		print_check(m.cfg);
+		ret = 0;
+		goto out;
+	}
+	raise_fd_limit();
+	if (stage_first_set(&m) < 0 || stage_mount(&m) < 0)
+		goto out;
+	mounted = true;
+	ret = stage_serve(&m) == 0 ? 0 : 1;
+out:
+	stage_teardown(&m, mounted);
+	return ret;
+}

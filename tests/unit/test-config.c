@@ -1,3 +1,681 @@
-#include "config.h"
+/* Unit tests of src/config.c: parsing, every error message, the host check.
+ * No root, no btrfs: configs are written to a fresh temporary directory. */
+#include "autoconf.h"
+
+#include <string.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <glib.h>
-int main(int argc, char **argv) { g_test_init(&argc, &argv, NULL); return g_test_run(); }
+#include <glib/gstdio.h>
+
+#include "src/config.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+/* A temporary directory holding kolabfs.conf. */
+struct conf_file {
+	char *dir;
+	char *path;
+};
+
+static void conf_file_init(struct conf_file *f)
+{
+	GError *error = NULL;
+
+	f->dir = g_dir_make_tmp("kfs-test-config-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->path = g_build_filename(f->dir, "kolabfs.conf", NULL);
+}
+
+static void conf_file_write(struct conf_file *f, const char *text, gssize len)
+{
+	GError *error = NULL;
+
+	g_file_set_contents(f->path, text, len, &error);
+	g_assert_no_error(error);
+}
+
+static void conf_file_clear(struct conf_file *f)
+{
+	g_unlink(f->path);
+	g_assert_cmpint(g_rmdir(f->dir), ==, 0);
+	g_free(f->path);
+	g_free(f->dir);
+}
+
+static struct kfs_config *load_text(const char *text, gssize len,
+				    GError **error)
+{
+	struct conf_file f;
+	struct kfs_config *cfg;
+
+	conf_file_init(&f);
+	conf_file_write(&f, text, len);
+	cfg = kfs_config_load(f.path, error);
+	if (error && *error)
+		g_assert_true(g_str_has_prefix((*error)->message, f.path));
+	conf_file_clear(&f);
+	return cfg;
+}
+
+static void assert_has(const char *msg, const char *part)
+{
+	if (!strstr(msg, part))
+		g_error("the message lacks \"%s\": %s", part, msg);
+}
+
+/*
+ * The message names the file and LINE (0: no line), GROUP and KEY (NULL:
+ * none), and says WHAT.
+ */
+static void assert_names(const GError *error, int code, int line,
+			 const char *group, const char *key, const char *what)
+{
+	char *part;
+
+	g_assert_nonnull(error);
+	g_assert_error(error, KFS_CONFIG_ERROR, code);
+	if (line)
+		part = g_strdup_printf("kolabfs.conf:%d: ", line);
+	else
+		part = g_strdup("kolabfs.conf: ");
+	assert_has(error->message, part);
+	g_free(part);
+	if (group && key)
+		part = g_strdup_printf("[%s] %s: ", group, key);
+	else if (group)
+		part = g_strdup_printf("[%s]: ", group);
+	else
+		part = NULL;
+	if (part)
+		assert_has(error->message, part);
+	g_free(part);
+	assert_has(error->message, what);
+}
+
+#define VOL "[volume:v]\nbackend = btrfs\npath = /srv/v\n"
+#define COPY "[copy:c]\npaths = /etc\n"
+
+/* ------------------------------------------------------------------ */
+/* Good configs                                                        */
+
+static const char full_config[] =
+	"# kolabfs.conf for the tests\n"
+	"[kolabfs]\n"
+	"state_dir = /var/lib/kolabfs-test/\n"
+	"name_format = %Y%m%d-%H%M\n"
+	"\n"
+	"[volume:spool]\n"
+	"backend = btrfs\n"
+	"path = /srv/spool/../spool/\n"
+	"subdir = ./imap//spool/\n"
+	"preset = cyrus-spool\n"
+	"exclude = *.tmp; cache/\n"
+	"\n"
+	"[copy:etc]\n"
+	"paths = /etc/dirsrv;/etc/imapd.conf;/etc/cyrus.conf\n"
+	"\n"
+	"[volume:mysql]\n"
+	"  backend=btrfs\n"
+	"path = /srv/mysql\n"
+	"preset = mysql\n";
+
+static void test_full(void)
+{
+	const char *const etc[] = {
+		"/etc/dirsrv", "/etc/imapd.conf", "/etc/cyrus.conf", NULL
+	};
+	const char *const spool_exclude[] = { "*.tmp", "cache/", NULL };
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(full_config, -1, &error);
+	const struct kfs_volume_conf *v;
+	const struct kfs_copy_conf *c;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(cfg);
+	g_assert_true(g_str_has_suffix(cfg->file, "kolabfs.conf"));
+	g_assert_cmpstr(cfg->state_dir, ==, "/var/lib/kolabfs-test");
+	g_assert_cmpint(cfg->state_dir_line, ==, 3);
+	g_assert_cmpstr(cfg->name_format, ==, "%Y%m%d-%H%M");
+
+	g_assert_cmpuint(cfg->n_volumes, ==, 2);
+	v = &cfg->volumes[0];
+	g_assert_cmpstr(v->name, ==, "spool");
+	g_assert_cmpint(v->backend, ==, KFS_BACKEND_BTRFS);
+	g_assert_cmpstr(v->path, ==, "/srv/spool");
+	g_assert_null(v->lv);
+	g_assert_null(v->snapshot_size);
+	g_assert_cmpstr(v->subdir, ==, "imap/spool");
+	g_assert_cmpstr(v->preset, ==, "cyrus-spool");
+	g_assert_true(g_strv_equal((const char *const *)v->exclude,
+				   spool_exclude));
+	g_assert_cmpuint(v->ino_space, ==, kfs_ino_space_of("volume", "spool"));
+	g_assert_cmpint(v->line, ==, 6);
+	g_assert_cmpint(v->path_line, ==, 8);
+	g_assert_cmpint(v->subdir_line, ==, 9);
+
+	v = &cfg->volumes[1];
+	g_assert_cmpstr(v->name, ==, "mysql");
+	g_assert_cmpstr(v->path, ==, "/srv/mysql");
+	g_assert_null(v->subdir);
+	g_assert_cmpint(v->subdir_line, ==, 0);
+	g_assert_cmpstr(v->preset, ==, "mysql");
+	g_assert_nonnull(v->exclude);
+	g_assert_null(v->exclude[0]);
+	g_assert_cmpuint(v->ino_space, ==, 0xfdba);
+	g_assert_cmpint(v->line, ==, 16);
+	g_assert_cmpint(v->path_line, ==, 18);
+
+	g_assert_cmpuint(cfg->n_copies, ==, 1);
+	c = &cfg->copies[0];
+	g_assert_cmpstr(c->name, ==, "etc");
+	g_assert_true(g_strv_equal((const char *const *)c->paths, etc));
+	g_assert_cmpuint(c->ino_space, ==, kfs_ino_space_of("copy", "etc"));
+	g_assert_cmpint(c->line, ==, 13);
+	g_assert_cmpint(c->paths_line, ==, 14);
+	kfs_config_destroy(cfg);
+}
+
+static void test_defaults(void)
+{
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(COPY, -1, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->state_dir, ==, KFS_DEFAULT_STATE_DIR);
+	g_assert_cmpint(cfg->state_dir_line, ==, 0);
+	g_assert_cmpstr(cfg->name_format, ==, KFS_DEFAULT_NAME_FORMAT);
+	g_assert_cmpuint(cfg->n_volumes, ==, 0);
+	g_assert_cmpuint(cfg->n_copies, ==, 1);
+	kfs_config_destroy(cfg);
+
+	/* An empty optional value means "none". */
+	cfg = load_text(VOL "subdir =\npreset =\nexclude =\n", -1, &error);
+	g_assert_no_error(error);
+	g_assert_null(cfg->volumes[0].subdir);
+	g_assert_null(cfg->volumes[0].preset);
+	g_assert_nonnull(cfg->volumes[0].exclude);
+	g_assert_null(cfg->volumes[0].exclude[0]);
+	kfs_config_destroy(cfg);
+
+	/* "." is the whole volume. */
+	cfg = load_text(VOL "subdir = ./\n", -1, &error);
+	g_assert_no_error(error);
+	g_assert_null(cfg->volumes[0].subdir);
+	kfs_config_destroy(cfg);
+}
+
+/* The contract's own example, with its inline comments. */
+static const char contract_config[] =
+	"[kolabfs]\n"
+	"state_dir = /var/lib/kolabfs        # spooled exports + record of live snapshots\n"
+	"name_format = %Y-%m-%dT%H%M%SZ      # strftime(3), UTC, for /snapshots/<date>\n"
+	"\n"
+	"[volume:NAME]                       # one per snapshotted volume; NAME is its directory\n"
+	"backend = btrfs                     # btrfs | lvm\n"
+	"path = /srv/mysql                   # btrfs: the subvolume\n"
+	"subdir = data                       # optional: only this part of the volume is shown\n"
+	"preset = cyrus-spool                # optional built-in exclusions\n"
+	"exclude = *.tmp;cache/              # optional extra globs\n"
+	"\t# an indented comment\n"
+	"[copy:etc]\t# small trees\n"
+	"paths = /etc/dirsrv;/etc/imapd.conf;/etc/cyrus.conf\n";
+
+static void test_inline_comments(void)
+{
+	const char *const exclude[] = { "*.tmp", "cache/", NULL };
+	const char *const hash[] = { "a#b", "c #d", NULL };
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(contract_config, -1, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->state_dir, ==, "/var/lib/kolabfs");
+	g_assert_cmpstr(cfg->name_format, ==, "%Y-%m-%dT%H%M%SZ");
+	g_assert_cmpstr(cfg->volumes[0].name, ==, "NAME");
+	g_assert_cmpstr(cfg->volumes[0].path, ==, "/srv/mysql");
+	g_assert_cmpstr(cfg->volumes[0].subdir, ==, "data");
+	g_assert_cmpstr(cfg->volumes[0].preset, ==, "cyrus-spool");
+	g_assert_true(g_strv_equal((const char *const *)cfg->volumes[0].exclude,
+				   exclude));
+	g_assert_cmpstr(cfg->copies[0].name, ==, "etc");
+	g_assert_cmpint(cfg->copies[0].line, ==, 12);
+	kfs_config_destroy(cfg);
+
+	/* '#' not after white space is data; "\s#" keeps a " #". */
+	cfg = load_text(VOL "exclude = a#b;c\\s#d # comment\n", -1, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_strv_equal((const char *const *)cfg->volumes[0].exclude,
+				   hash));
+	kfs_config_destroy(cfg);
+}
+
+static void test_crlf(void)
+{
+	const char *const etc[] = { "/etc", "/usr/local/etc", NULL };
+	GError *error = NULL;
+	struct kfs_config *cfg;
+
+	cfg = load_text("[copy:c]\r\npaths = /etc;/usr/local/etc\r\n", -1,
+			&error);
+	g_assert_no_error(error);
+	g_assert_true(g_strv_equal((const char *const *)cfg->copies[0].paths,
+				   etc));
+	kfs_config_destroy(cfg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+struct error_case {
+	const char *name;
+	const char *text;
+	int line;               /* 0: the message names no line */
+	const char *group;      /* NULL: no group */
+	const char *key;        /* NULL: no key */
+	const char *what;
+};
+
+static const struct error_case error_cases[] = {
+	/* The line indexer */
+	{ "syntax/not-a-key", COPY "this is not a key\n", 3, "copy:c", NULL,
+	  "expected \"key = value\"" },
+	{ "syntax/header", COPY "[copy:d\n", 3, NULL, NULL,
+	  "expected a group header" },
+	{ "syntax/empty-header", "[]\n" COPY, 1, NULL, NULL,
+	  "expected a group header" },
+	{ "syntax/key-name", "[copy:c]\npa ths = /etc\n", 2, "copy:c", NULL,
+	  "expected a key name" },
+	{ "syntax/locale-key", "[copy:c]\npaths[de] = /etc\n", 2, "copy:c",
+	  NULL, "expected a key name" },
+	{ "syntax/key-before-group", "paths = /etc\n" COPY, 1, NULL, "paths",
+	  "expected a [group] header before the first key" },
+	{ "syntax/utf8", "[copy:c]\npaths = /etc/\xff\n", 2, "copy:c", NULL,
+	  "expected UTF-8" },
+	{ "duplicate/group", COPY "\n# again\n[copy:c]\npaths = /usr\n", 5,
+	  "copy:c", NULL, "duplicate group, first at line 1" },
+	{ "duplicate/key", "[copy:c]\npaths = /etc\n\npaths = /usr\n", 4,
+	  "copy:c", "paths", "duplicate key, first at line 2" },
+	{ "escape", VOL "preset = cyrus\\q\n", 4, "volume:v", "preset",
+	  "cannot be interpreted" },
+	/* Groups */
+	{ "group/unknown", COPY "[volumes:x]\n", 3, "volumes:x", NULL,
+	  "unknown group, expected [kolabfs], [volume:NAME] or [copy:NAME]" },
+	{ "group/mysql", COPY "[mysql]\nsocket = /run/mysqld/mysqld.sock\n",
+	  3, "mysql", NULL,
+	  "is not yet supported in this version of kolabfs" },
+	{ "group/ldap", COPY "[ldap:ds]\nuri = ldapi://\n", 3, "ldap:ds",
+	  NULL, "is not yet supported in this version of kolabfs" },
+	{ "group/nothing", "# empty\n[kolabfs]\nstate_dir = /var/lib/k\n", 0,
+	  NULL, NULL, "nothing to back up" },
+	{ "group/nothing-empty-file", "", 0, NULL, NULL,
+	  "nothing to back up" },
+	/* Unknown keys */
+	{ "key/kolabfs", "[kolabfs]\nstatedir = /x\n" COPY, 2, "kolabfs",
+	  "statedir", "unknown key, expected one of state_dir, name_format" },
+	{ "key/volume", VOL "paht = /x\n", 4, "volume:v", "paht",
+	  "unknown key, expected one of backend, path," },
+	{ "key/copy", COPY "path = /usr\n", 3, "copy:c", "path",
+	  "unknown key, expected one of paths" },
+	/* NAMEs */
+	{ "name/dot", "[volume:.hidden]\nbackend = btrfs\npath = /x\n", 1,
+	  "volume:.hidden", NULL, "expected a NAME" },
+	{ "name/dotdot", "[copy:..]\npaths = /etc\n", 1, "copy:..", NULL,
+	  "expected a NAME" },
+	{ "name/slash", "[copy:a/b]\npaths = /etc\n", 1, "copy:a/b", NULL,
+	  "expected a NAME" },
+	{ "name/empty", "[copy:]\npaths = /etc\n", 1, "copy:", NULL,
+	  "expected a NAME" },
+	{ "name/manifest", "[copy:MANIFEST.json]\npaths = /etc\n", 1,
+	  "copy:MANIFEST.json", NULL, "expected a NAME" },
+	{ "name/shared", VOL "[copy:v]\npaths = /etc\n", 4, "copy:v", NULL,
+	  "NAME \"v\" is already used by [volume:v] at line 1" },
+	{ "name/ino-space",
+	  "[volume:n163]\nbackend = btrfs\npath = /a\n"
+	  "[volume:n278]\nbackend = btrfs\npath = /b\n", 4, "volume:n278",
+	  NULL, "inode-number space 0xa228" },
+	/* [kolabfs] */
+	{ "state_dir/empty", "[kolabfs]\nstate_dir =\n" COPY, 2, "kolabfs",
+	  "state_dir", "expected a non-empty value" },
+	{ "state_dir/relative", "[kolabfs]\nstate_dir = var/lib\n" COPY, 2,
+	  "kolabfs", "state_dir", "expected an absolute path other than /" },
+	{ "state_dir/root", "[kolabfs]\nstate_dir = /.\n" COPY, 2, "kolabfs",
+	  "state_dir", "expected an absolute path other than /" },
+	{ "name_format/empty", COPY "[kolabfs]\nname_format =\n", 4,
+	  "kolabfs", "name_format", "expected a non-empty value" },
+	{ "name_format/constant", COPY "[kolabfs]\nname_format = backup\n", 4,
+	  "kolabfs", "name_format", "every set would get the same name" },
+	{ "name_format/percent", COPY "[kolabfs]\nname_format = 100%%\n", 4,
+	  "kolabfs", "name_format", "every set would get the same name" },
+	{ "name_format/slash", COPY "[kolabfs]\nname_format = %Y/%m\n", 4,
+	  "kolabfs", "name_format", "makes \"2026/11\"" },
+	{ "name_format/dot", COPY "[kolabfs]\nname_format = .%Y\n", 4,
+	  "kolabfs", "name_format", "makes \".2026\"" },
+	{ "name_format/newline", COPY "[kolabfs]\nname_format = %Y%n\n", 4,
+	  "kolabfs", "name_format", "makes \"2026\\n\"" },
+	/* [volume:NAME] */
+	{ "backend/missing", "[volume:v]\npath = /srv/v\n", 1, "volume:v",
+	  "backend", "missing, expected one of btrfs, lvm" },
+	{ "backend/empty", "[volume:v]\nbackend =\npath = /srv/v\n", 2,
+	  "volume:v", "backend", "expected a non-empty value" },
+	{ "backend/unknown", "[volume:v]\nbackend = zfs\npath = /srv/v\n", 2,
+	  "volume:v", "backend", "expected one of btrfs, lvm, got \"zfs\"" },
+	{ "backend/lvm", "[volume:v]\nbackend = lvm\nlv = vg/lv\n", 2,
+	  "volume:v", "backend", "backend lvm is not yet supported" },
+	{ "lv/btrfs", VOL "lv = vg/lv\n", 4, "volume:v", "lv",
+	  "only valid with backend = lvm" },
+	{ "snapshot_size/btrfs", VOL "snapshot_size = 10G\n", 4, "volume:v",
+	  "snapshot_size", "only valid with backend = lvm" },
+	{ "path/missing", "[volume:v]\nbackend = btrfs\n", 1, "volume:v",
+	  "path", "missing, expected the absolute path" },
+	{ "path/empty", "[volume:v]\nbackend = btrfs\npath =\n", 3,
+	  "volume:v", "path", "expected a non-empty value" },
+	{ "path/relative", "[volume:v]\nbackend = btrfs\npath = srv/v\n", 3,
+	  "volume:v", "path", "expected an absolute path, got \"srv/v\"" },
+	{ "path/duplicate",
+	  VOL "\n[volume:w]\nbackend = btrfs\npath = /srv/x/../v/\n", 7,
+	  "volume:w", "path",
+	  "/srv/v is also the path of [volume:v] at line 3" },
+	{ "subdir/absolute", VOL "subdir = /data\n", 4, "volume:v", "subdir",
+	  "no leading '/'" },
+	{ "subdir/dotdot", VOL "subdir = data/../../x\n", 4, "volume:v",
+	  "subdir", "no \"..\"" },
+	{ "preset/unknown", VOL "preset = cyrus\n", 4, "volume:v", "preset",
+	  "expected one of cyrus-spool, cyrus-meta, mysql, got \"cyrus\"" },
+	{ "exclude/empty-glob", VOL "exclude = *.tmp;;cache/\n", 4,
+	  "volume:v", "exclude", "got an empty element" },
+	/* [copy:NAME] */
+	{ "paths/missing", "[copy:c]\n", 1, "copy:c", "paths",
+	  "missing, expected a ;-separated list of absolute paths" },
+	{ "paths/empty", "[copy:c]\npaths =\n", 2, "copy:c", "paths",
+	  "expected a non-empty value" },
+	{ "paths/empty-element", "[copy:c]\npaths = /etc; ;/usr\n", 2,
+	  "copy:c", "paths", "got an empty element" },
+	{ "paths/relative", "[copy:c]\npaths = /etc;etc/x\n", 2, "copy:c",
+	  "paths", "got \"etc/x\"" },
+	{ "paths/overlap", "[copy:c]\npaths = /etc;/etc/dirsrv/\n", 2,
+	  "copy:c", "paths", "/etc and /etc/dirsrv overlap" },
+	{ "paths/state_dir", COPY "[copy:d]\npaths = /var/lib\n", 4, "copy:d",
+	  "paths", "/var/lib overlaps state_dir /var/lib/kolabfs" },
+	{ "paths/inside-state_dir",
+	  "[copy:d]\npaths = /srv/st/sets\n[kolabfs]\nstate_dir = /srv/st\n",
+	  2, "copy:d", "paths", "overlaps state_dir /srv/st" },
+};
+
+static void test_error(gconstpointer data)
+{
+	const struct error_case *c = data;
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(c->text, -1, &error);
+
+	g_assert_null(cfg);
+	assert_names(error, KFS_CONFIG_ERROR_INVALID, c->line, c->group,
+		     c->key, c->what);
+	g_error_free(error);
+}
+
+static void test_error_long_name(void)
+{
+	char *name = g_strnfill(256, 'x');
+	char *text = g_strdup_printf("[copy:%s]\npaths = /etc\n", name);
+	char *group = g_strconcat("copy:", name, NULL);
+	GError *error = NULL;
+
+	g_assert_null(load_text(text, -1, &error));
+	assert_names(error, KFS_CONFIG_ERROR_INVALID, 1, group, NULL,
+		     "expected a NAME");
+	g_clear_error(&error);
+	g_free(group);
+	g_free(text);
+
+	/* 255 bytes are fine. */
+	name[255] = '\0';
+	text = g_strdup_printf("[copy:%s]\npaths = /etc\n", name);
+	kfs_config_destroy(load_text(text, -1, &error));
+	g_assert_no_error(error);
+	g_free(text);
+	g_free(name);
+}
+
+static void test_error_nul(void)
+{
+	static const char text[] = "[copy:c]\npaths = /etc\0/usr\n";
+	GError *error = NULL;
+
+	g_assert_null(load_text(text, sizeof(text) - 1, &error));
+	assert_names(error, KFS_CONFIG_ERROR_INVALID, 2, NULL, NULL,
+		     "NUL byte");
+	g_error_free(error);
+}
+
+static void test_error_no_file(void)
+{
+	GError *error = NULL;
+
+	g_assert_null(kfs_config_load("/nonexistent/kolabfs.conf", &error));
+	assert_names(error, KFS_CONFIG_ERROR_INVALID, 0, NULL, NULL,
+		     "/nonexistent/kolabfs.conf");
+	g_error_free(error);
+}
+
+/* ------------------------------------------------------------------ */
+/* NAMEs and inode-number spaces                                       */
+
+static void test_name_is_safe(void)
+{
+	static const struct {
+		const char *name;
+		bool safe;
+	} cases[] = {
+		{ "mysql", true },
+		{ "cyrus-spool", true },
+		{ "2026-11-27T043000Z", true },
+		{ "a.b", true },
+		{ "a..", true },
+		{ "with space", true },
+		{ "Grüße", true },
+		{ "", false },
+		{ ".", false },
+		{ "..", false },
+		{ ".x", false },
+		{ "a/b", false },
+		{ "/", false },
+		{ "a\n", false },
+		{ "\t", false },
+		{ "a\x7f", false },
+		{ "\xff", false },
+		{ "a\xc3", false },     /* truncated UTF-8 */
+	};
+	char *name;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_test_message("name %zu", i);
+		g_assert_cmpint(kfs_name_is_safe(cases[i].name), ==,
+				cases[i].safe);
+	}
+	g_assert_false(kfs_name_is_safe(NULL));
+	name = g_strnfill(256, 'a');
+	g_assert_false(kfs_name_is_safe(name));
+	name[255] = '\0';
+	g_assert_true(kfs_name_is_safe(name));
+	g_free(name);
+}
+
+static void test_ino_space(void)
+{
+	char name[16];
+	int i;
+
+	/* FNV-1a 32 of "volume:mysql" is 0x1d5ee0e7; folded 0x1d5e ^ 0xe0e7
+	 * = 0xfdb9; mapped 0xfdb9 % 0xfffe + 1. */
+	g_assert_cmpuint(kfs_ino_space_of("volume", "mysql"), ==, 0xfdba);
+	g_assert_cmpuint(kfs_ino_space_of("volume", "n163"), ==,
+			 kfs_ino_space_of("volume", "n278"));
+	g_assert_cmpuint(kfs_ino_space_of("volume", "etc"), !=,
+			 kfs_ino_space_of("copy", "etc"));
+	for (i = 0; i < 100000; i++) {
+		unsigned int s;
+
+		g_snprintf(name, sizeof(name), "n%d", i);
+		s = kfs_ino_space_of("copy", name);
+		g_assert_cmpuint(s, >=, 1);
+		g_assert_cmpuint(s, <=, 0xfffe);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The host                                                            */
+
+/* The texts below are formats: every %s is the temporary directory. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+
+/* Load TEXT (a format, see above) and check it against the host. */
+static bool check_host_text(struct conf_file *f, const char *text,
+			    GError **error)
+{
+	char *t = g_strdup_printf(text, f->dir, f->dir, f->dir);
+	struct kfs_config *cfg;
+	GError *local = NULL;
+	bool ok;
+
+	conf_file_write(f, t, -1);
+	g_free(t);
+	cfg = kfs_config_load(f->path, &local);
+	g_assert_no_error(local);
+	ok = kfs_config_check_host(cfg, error);
+	kfs_config_destroy(cfg);
+	return ok;
+}
+
+static void test_host_ok(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *state;
+
+	conf_file_init(&f);
+	g_assert_true(check_host_text(&f,
+		"[kolabfs]\nstate_dir = %s/state\n"
+		"[copy:c]\npaths = %s/kolabfs.conf;/etc\n", &error));
+	g_assert_no_error(error);
+	/* It creates nothing. */
+	state = g_build_filename(f.dir, "state", NULL);
+	g_assert_false(g_file_test(state, G_FILE_TEST_EXISTS));
+	g_free(state);
+	conf_file_clear(&f);
+}
+
+static void test_host_no_path(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *what;
+
+	conf_file_init(&f);
+	g_assert_false(check_host_text(&f,
+		COPY "[volume:v]\nbackend = btrfs\npath = %s/nope\n",
+		&error));
+	what = g_strdup_printf("%s/nope does not exist", f.dir);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 5, "volume:v", "path",
+		     what);
+	g_free(what);
+	g_error_free(error);
+	conf_file_clear(&f);
+}
+
+static void test_host_not_btrfs(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	struct statfs sfs;
+	char *what;
+
+	conf_file_init(&f);
+	g_assert_cmpint(statfs(f.dir, &sfs), ==, 0);
+	if ((unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC) {
+		g_test_skip("the temporary directory is on btrfs");
+		conf_file_clear(&f);
+		return;
+	}
+	g_assert_false(check_host_text(&f,
+		"[volume:v]\nbackend = btrfs\n\npath = %s\n", &error));
+	what = g_strdup_printf("%s is not a btrfs subvolume (it is on ",
+			       f.dir);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 4, "volume:v", "path",
+		     what);
+	g_free(what);
+	g_error_free(error);
+	conf_file_clear(&f);
+}
+
+static void test_host_no_state_dir_parent(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *what;
+
+	conf_file_init(&f);
+	g_assert_false(check_host_text(&f,
+		"[copy:c]\npaths = %s/kolabfs.conf\n"
+		"[kolabfs]\nstate_dir = %s/missing/state\n",
+		&error));
+	what = g_strdup_printf("parent directory %s/missing does not exist",
+			       f.dir);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 4, "kolabfs", "state_dir",
+		     what);
+	g_free(what);
+	g_error_free(error);
+	conf_file_clear(&f);
+}
+
+static void test_host_no_copy_path(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *what;
+
+	conf_file_init(&f);
+	g_assert_false(check_host_text(&f,
+		"[kolabfs]\nstate_dir = %s/state\n"
+		"[copy:c]\n# the second one is missing\n"
+		"paths = %s/kolabfs.conf;%s/nope\n",
+		&error));
+	what = g_strdup_printf("%s/nope does not exist", f.dir);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 5, "copy:c", "paths", what);
+	g_free(what);
+	g_error_free(error);
+	conf_file_clear(&f);
+}
+#pragma GCC diagnostic pop
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/config/full", test_full);
+	g_test_add_func("/config/defaults", test_defaults);
+	g_test_add_func("/config/inline-comments", test_inline_comments);
+	g_test_add_func("/config/crlf", test_crlf);
+	for (i = 0; i < G_N_ELEMENTS(error_cases); i++) {
+		char *path = g_strconcat("/config/error/", error_cases[i].name,
+					 NULL);
+
+		g_test_add_data_func(path, &error_cases[i], test_error);
+		g_free(path);
+	}
+	g_test_add_func("/config/error/name/long", test_error_long_name);
+	g_test_add_func("/config/error/nul", test_error_nul);
+	g_test_add_func("/config/error/no-file", test_error_no_file);
+	g_test_add_func("/config/name-is-safe", test_name_is_safe);
+	g_test_add_func("/config/ino-space", test_ino_space);
+	g_test_add_func("/config/host/ok", test_host_ok);
+	g_test_add_func("/config/host/no-path", test_host_no_path);
+	g_test_add_func("/config/host/not-btrfs", test_host_not_btrfs);
+	g_test_add_func("/config/host/no-state-dir-parent",
+			test_host_no_state_dir_parent);
+	g_test_add_func("/config/host/no-copy-path", test_host_no_copy_path);
+	return g_test_run();
+}

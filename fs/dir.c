@@ -1,0 +1,247 @@
+/* kolabfs: directories: kolabfs's own, and those of a source.
+ *
+ * Source directories are read with readdirplus, so a backup tool's walk
+ * costs one request per directory chunk instead of one per entry. */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs-int.h"
+#include "ino.h"
+
+struct kfs_dirh {
+	DIR *dp;                /* PASS */
+	off_t offset;
+	struct dirent *entry;
+	GPtrArray *names;       /* virtual: a listing taken at opendir */
+};
+
+static GPtrArray *virtual_names(struct kfs_fs *fs, struct kfs_node *node)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) sets = NULL;
+	g_autofree char *latest = NULL;
+	size_t i;
+
+	if (node->kind == KFS_NODE_ROOT) {
+		g_ptr_array_add(names, g_strdup("snapshots"));
+		g_ptr_array_add(names, g_strdup("status"));
+	} else if (node->kind == KFS_NODE_SNAPSHOTS) {
+		sets = kfs_sets_list(fs->sets);
+		for (i = 0; i < sets->len; i++)
+			g_ptr_array_add(names, g_strdup(((struct kfs_set *)
+						g_ptr_array_index(sets, i))->name));
+		latest = kfs_sets_latest_name(fs->sets);
+		if (latest)
+			g_ptr_array_add(names, g_strdup("latest"));
+	} else {
+		g_ptr_array_add(names, g_strdup("MANIFEST.json"));
+		for (i = 0; i < node->set->n_sources; i++)
+			g_ptr_array_add(names, g_strdup(node->set->sources[i].name));
+	}
+	return names;
+}
+
+void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct kfs_dirh *d;
+	int fd;
+
+	if (node->set && kfs_set_is_dead(node->set)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	d = g_new0(struct kfs_dirh, 1);
+	if (node->kind != KFS_NODE_PASS) {
+		d->names = virtual_names(fs, node);
+		goto out;
+	}
+	fd = openat(node->src->root_fd, *node->path ? node->path : ".",
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(d->dp = fdopendir(fd))) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		g_free(d);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+out:
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kfs_dirh *d = (struct kfs_dirh *)(uintptr_t)fi->fh;
+
+	if (d->dp)
+		closedir(d->dp);
+	if (d->names)
+		g_ptr_array_unref(d->names);
+	g_free(d);
+	fuse_reply_err(req, 0);
+}
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/* Add one entry; returns its size, or 0 when the buffer is full (a
+ * reference counted for it by the lookup is given back then). */
+static size_t add_entry(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *parent,
+			int dirfd, char *buf, size_t rem, const char *name,
+			mode_t type, uint64_t ino, off_t next, bool plus)
+{
+	struct fuse_entry_param e;
+	size_t size;
+
+	memset(&e, 0, sizeof(e));
+	e.attr.st_mode = type;
+	e.attr.st_ino = ino;
+	if (!plus) {
+		size = fuse_add_direntry(req, buf, rem, name, &e.attr, next);
+		return size > rem ? 0 : size;
+	}
+	/* "." and "..": the kernel takes no reference for them. */
+	if (!is_dot(name) && kfs_fs_lookup_node(fs, parent, dirfd, name, &e) < 0) {
+		memset(&e, 0, sizeof(e));
+		e.attr.st_mode = type;
+		e.attr.st_ino = ino;
+	}
+	size = fuse_add_direntry_plus(req, buf, rem, name, &e, next);
+	if (size > rem) {
+		if (e.ino)
+			kfs_inodes_forget(fs->inodes, kfs_inodes_get(fs->inodes, e.ino), 1);
+		return 0;
+	}
+	return size;
+}
+
+static mode_t virtual_type(const struct kfs_node *parent, const char *name)
+{
+	if (parent->kind == KFS_NODE_ROOT && !strcmp(name, "status"))
+		return S_IFREG;
+	if (parent->kind == KFS_NODE_SNAPSHOTS && !strcmp(name, "latest"))
+		return S_IFLNK;
+	if (parent->kind == KFS_NODE_SET && !strcmp(name, "MANIFEST.json"))
+		return S_IFREG;
+	return S_IFDIR;
+}
+
+static size_t read_virtual(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
+			   struct kfs_dirh *d, char *buf, size_t size, off_t off, bool plus)
+{
+	static const char *const dots[] = { ".", ".." };
+	size_t used = 0, n;
+	off_t i;
+
+	/* offsets: 1 and 2 for the dots, 3.. for the names */
+	for (i = off; i < (off_t)d->names->len + 2; i++) {
+		const char *name = i < 2 ? dots[i] : g_ptr_array_index(d->names, i - 2);
+
+		n = add_entry(fs, req, node, -1, buf + used, size - used, name,
+			      i < 2 ? S_IFDIR : virtual_type(node, name),
+			      node->ino, i + 1, plus);
+		if (!n)
+			break;
+		used += n;
+	}
+	return used;
+}
+
+/* Should the entry the directory stream is on be left out? */
+static bool pass_hidden(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d)
+{
+	const struct kfs_filter *f = kfs_fs_filter_of(fs, node);
+	const struct dirent *de = d->entry;
+	mode_t mode = DTTOIF(de->d_type);
+	struct stat st;
+
+	if (!f || is_dot(de->d_name))
+		return false;
+	if (de->d_type == DT_UNKNOWN && kfs_filter_needs_type(f)) {
+		if (fstatat(dirfd(d->dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return false;
+		mode = st.st_mode & S_IFMT;
+	}
+	return kfs_filter_hides(f, node->path, de->d_name, mode);
+}
+
+static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
+			 struct kfs_dirh *d, char *buf, size_t size, off_t off, bool plus)
+{
+	size_t used = 0, n;
+	off_t next;
+
+	if (off != d->offset) {
+		seekdir(d->dp, off);
+		d->entry = NULL;
+		d->offset = off;
+	}
+	for (;;) {
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry)
+				return errno && !used ? -errno : (ssize_t)used;
+		}
+		next = d->entry->d_off;
+		if (!pass_hidden(fs, node, d)) {
+			n = add_entry(fs, req, node, dirfd(d->dp), buf + used, size - used,
+				      d->entry->d_name, DTTOIF(d->entry->d_type),
+				      kfs_ino_make(node->src->ino_space, d->entry->d_ino),
+				      next, plus);
+			if (!n)
+				return used;
+			used += n;
+		}
+		d->entry = NULL;
+		d->offset = next;
+	}
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct kfs_dirh *d = (struct kfs_dirh *)(uintptr_t)fi->fh;
+	g_autofree char *buf = g_malloc(size);
+	ssize_t used;
+
+	if (node->set && kfs_set_is_dead(node->set)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (d->names)
+		used = read_virtual(fs, req, node, d, buf, size, off, plus);
+	else
+		used = read_pass(fs, req, node, d, buf, size, off, plus);
+	if (used < 0)
+		fuse_reply_err(req, -used);
+	else
+		fuse_reply_buf(req, buf, used);
+}
+
+void kfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void kfs_fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}

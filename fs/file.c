@@ -1,0 +1,139 @@
+/* kolabfs: opening and reading files, and symlinks.
+ *
+ * Files of a source are read through a descriptor held only while the
+ * file is open, and handed to the kernel by splice where it can. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs-int.h"
+
+/* /status is generated at open; its handle holds the text. */
+struct kfs_genfile {
+	char *text;
+	size_t len;
+};
+
+static int open_fd(struct kfs_node *node)
+{
+	int fd;
+
+	if (node->kind == KFS_NODE_MANIFEST)
+		fd = open(node->set->manifest, O_RDONLY | O_CLOEXEC);
+	else
+		fd = openat(node->src->root_fd, node->path,
+			    O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct kfs_genfile *g;
+	int fd;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (node->set && kfs_set_is_dead(node->set)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (node->kind == KFS_NODE_STATUS) {
+		g = g_new0(struct kfs_genfile, 1);
+		g->text = kfs_sets_status_json(fs->sets);
+		g->len = strlen(g->text);
+		fi->fh = (uintptr_t)g;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if (node->kind != KFS_NODE_PASS && node->kind != KFS_NODE_MANIFEST) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	fd = open_fd(node);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fi->fh = fd;
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+}
+
+void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi)
+{
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct kfs_genfile *g;
+
+	if (node->kind == KFS_NODE_STATUS) {
+		g = (struct kfs_genfile *)(uintptr_t)fi->fh;
+		if ((size_t)off >= g->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, g->text + off, MIN(size, g->len - off));
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kfs_node *node = kfs_node_of(req, ino);
+	struct kfs_genfile *g;
+
+	if (node->kind == KFS_NODE_STATUS) {
+		g = (struct kfs_genfile *)(uintptr_t)fi->fh;
+		g_free(g->text);
+		g_free(g);
+	} else {
+		close(fi->fh);
+	}
+	fuse_reply_err(req, 0);
+}
+
+void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kfs_fs *fs = kfs_fs_of(req);
+	struct kfs_node *node = kfs_node_of(req, ino);
+	g_autofree char *latest = NULL;
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+
+	if (node->kind == KFS_NODE_LATEST) {
+		latest = kfs_sets_latest_name(fs->sets);
+		if (latest)
+			fuse_reply_readlink(req, latest);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (node->kind != KFS_NODE_PASS) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (kfs_set_is_dead(node->set)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	n = readlinkat(node->src->root_fd, node->path, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}

@@ -1,0 +1,65 @@
+/* kolabfs: what the FUSE operation files share. */
+#ifndef KFS_FS_INT_H
+#define KFS_FS_INT_H
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs.h"
+#include "filter.h"
+#include "inode.h"
+
+/* Snapshots never change: let the kernel cache what they contain for a
+ * day.  kolabfs's own entries change with mkdir/rmdir: a second. */
+#define KFS_PASS_TIMEOUT 86400.0
+#define KFS_VIRTUAL_TIMEOUT 1.0
+
+struct kfs_fs {
+	const struct kfs_config *cfg;
+	struct kfs_sets *sets;
+	struct kfs_inodes *inodes;
+	struct kfs_filter **filters;    /* one per [volume:NAME] */
+	struct fuse_session *se;
+	struct timespec mounted;
+};
+
+static inline struct kfs_fs *kfs_fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct kfs_node *kfs_node_of(fuse_req_t req, fuse_ino_t ino)
+{
+	return kfs_inodes_get(kfs_fs_of(req)->inodes, ino);
+}
+
+/* fs/attr.c */
+int kfs_fs_getattr_node(struct kfs_fs *fs, struct kfs_node *node, struct stat *st);
+/* Look NAME up in PARENT and count a kernel reference: 0 or -errno.  For
+ * PASS parents, DIRFD (or -1) is an open descriptor on the parent. */
+int kfs_fs_lookup_node(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
+		       const char *name, struct fuse_entry_param *e);
+const struct kfs_filter *kfs_fs_filter_of(struct kfs_fs *fs, const struct kfs_node *node);
+/* The path of NAME below PASS node PARENT (newly allocated). */
+char *kfs_fs_child_path(const struct kfs_node *parent, const char *name);
+
+/* fs/dir.c */
+void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void kfs_fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi);
+void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* fs/file.c */
+void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino);
+
+/* fs/xattr.c */
+void kfs_fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void kfs_fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+#endif

@@ -1,0 +1,84 @@
+/* kolabfs: /status, the live health of every set, as JSON. */
+#include "autoconf.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+
+#include "btrfs.h"
+#include "manifest.h"
+#include "sets.h"
+
+/* A snapshot is healthy while it is still there and still a subvolume:
+ * someone deleting it by hand must show, not go unnoticed until restore. */
+static const char *source_health(const struct kfs_source *src)
+{
+	struct stat st;
+
+	if (src->root_fd < 0 || fstat(src->root_fd, &st) < 0)
+		return "missing";
+	if (src->snapshot && kfs_btrfs_is_subvolume(src->snapshot) < 0)
+		return "missing";
+	return "ok";
+}
+
+static void add_set(JsonBuilder *b, const struct kfs_set *set)
+{
+	g_autofree char *created = kfs_manifest_time(set->created);
+	bool healthy = true;
+	size_t i;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "name");
+	json_builder_add_string_value(b, set->name);
+	json_builder_set_member_name(b, "created");
+	json_builder_add_string_value(b, created);
+	json_builder_set_member_name(b, "volumes");
+	json_builder_begin_object(b);
+	for (i = 0; i < set->n_sources; i++) {
+		const struct kfs_source *src = &set->sources[i];
+		const char *health = source_health(src);
+
+		if (src->kind != KFS_SOURCE_VOLUME)
+			continue;
+		healthy = healthy && !strcmp(health, "ok");
+		json_builder_set_member_name(b, src->name);
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "backend");
+		json_builder_add_string_value(b, "btrfs");
+		json_builder_set_member_name(b, "snapshot");
+		json_builder_add_string_value(b, src->snapshot);
+		json_builder_set_member_name(b, "health");
+		json_builder_add_string_value(b, health);
+		json_builder_end_object(b);
+	}
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "health");
+	json_builder_add_string_value(b, healthy ? "ok" : "degraded");
+	json_builder_set_member_name(b, "warnings");
+	json_builder_add_int_value(b, set->warnings->len);
+	json_builder_end_object(b);
+}
+
+char *kfs_sets_status_json(struct kfs_sets *sets)
+{
+	g_autoptr(GPtrArray) list = kfs_sets_list(sets);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonNode) root = NULL;
+	guint i;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "kolabfs_version");
+	json_builder_add_string_value(b, PACKAGE_VERSION);
+	json_builder_set_member_name(b, "pid");
+	json_builder_add_int_value(b, getpid());
+	json_builder_set_member_name(b, "sets");
+	json_builder_begin_array(b);
+	for (i = 0; i < list->len; i++)
+		add_set(b, g_ptr_array_index(list, i));
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	return kfs_json_to_text(root);
+}
