@@ -167,6 +167,15 @@ class Btrfs:
         out = run(["btrfs", "subvolume", "list", self.mnt]).stdout
         return {line.split(" path ", 1)[1] for line in out.splitlines() if " path " in line}
 
+    def subvolume_ids(self):
+        """{subvolume path: btrfs subvolume ID} (a path can come back, an ID not)."""
+        out = run(["btrfs", "subvolume", "list", self.mnt]).stdout
+        res = {}
+        for line in out.splitlines():
+            if " path " in line:
+                res[line.split(" path ", 1)[1]] = int(line.split()[1])
+        return res
+
     def snapshot_ro(self, src, dst):
         run(["btrfs", "subvolume", "snapshot", "-r", src, dst])
 
@@ -637,8 +646,26 @@ def make_copy_sources(work):
     _w(os.path.join(ds, "schema", "99user.ldif"), "dn: cn=schema\n", 0o440, OTHER_UID, OTHER_GID)
     os.chown(ds, OTHER_UID, OTHER_GID)
     os.chmod(ds, 0o770)
-    os.utime(ds, ns=(T_OLD, T_OLD))
+    age_tree(etc, T_OLD2)
     return [os.path.join(etc, "imapd.conf"), os.path.join(etc, "dirsrv")]
+
+
+def with_kolabfs_installed(script, *args, timeout=300):
+    """Run a bash script in a private mount namespace where kolabfs is on the
+    default PATH (/usr/local/sbin, bind-mounted over with a directory that
+    holds only a link to the built binary).  mount(8) drops PATH before it
+    runs mount.fuse3, whose /bin/sh then finds helpers only in the default
+    PATH: an installed kolabfs, which this stands in for without touching
+    the host.  Returns the CompletedProcess."""
+    bindir = os.path.join(os.path.dirname(args[0]) if args else "/tmp", "fake-sbin")
+    os.makedirs(bindir, exist_ok=True)
+    if not os.path.lexists(os.path.join(bindir, "kolabfs")):
+        os.symlink(KOLABFS, os.path.join(bindir, "kolabfs"))
+    prologue = 'mount --bind "$KFS_SBIN" /usr/local/sbin\n'
+    env = dict(os.environ, KFS_SBIN=bindir)
+    return run(["unshare", "-m", "--propagation", "private", "--", "/bin/bash", "-euc",
+                prologue + script, "kolabfs-ns"] + list(args), check=False, env=env,
+               timeout=timeout)
 
 
 class Kolabfs:

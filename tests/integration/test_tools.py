@@ -8,7 +8,7 @@ import pytest
 import kfs
 
 
-def _check_copy(kolabfs, reference, dst, drop_sockets):
+def _check_copy(kolabfs, reference, copy_paths, dst, drop_sockets):
     for v in kfs.VOLUMES:
         want = kfs.reference_walk(reference[v], v)
         if drop_sockets:
@@ -20,11 +20,16 @@ def _check_copy(kolabfs, reference, dst, drop_sockets):
         assert a.read() == b.read()
     copied = kfs.walk(os.path.join(dst, "etc"))
     shown = kfs.walk(kolabfs.latest("etc"))
-    kfs.assert_same_tree(shown, copied, kfs.COPY_FIELDS, skip=lambda r, f: r == "")
+    # the directories leading to a copied path (tmp/, tmp/kfs-it-*/ ...) are
+    # scaffolding: only their type counts.  /tmp's mtime moves all the time,
+    # and rsync does not set a directory mtime equal to the second.
+    ancestors = {r for r in shown if any(c.lstrip("/").startswith(r + "/") for c in copy_paths)}
+    kfs.assert_same_tree(shown, copied, kfs.COPY_FIELDS,
+                         skip=lambda r, f: (r == "" or r in ancestors) and f != "type")
 
 
 @pytest.mark.parametrize("tool", ["rsync", "tar", "restic"])
-def test_backup_tool_copies_the_set(tool, work, tree, reference, kolabfs):
+def test_backup_tool_copies_the_set(tool, work, tree, reference, copy_paths, kolabfs):
     dst = os.path.join(work, "restore-" + tool)
     src = kolabfs.latest()
     if tool == "rsync":
@@ -35,4 +40,4 @@ def test_backup_tool_copies_the_set(tool, work, tree, reference, kolabfs):
         err = kfs.restic_copy(src, dst, work)
     assert err == "", "%s warned:\n%s" % (tool, err)
     # rsync -D recreates sockets; tar and restic leave them out by design
-    _check_copy(kolabfs, reference, dst, drop_sockets=(tool != "rsync"))
+    _check_copy(kolabfs, reference, copy_paths, dst, drop_sockets=(tool != "rsync"))
