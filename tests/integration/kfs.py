@@ -301,6 +301,7 @@ def build_tree(mnt):
     _w(os.path.join(f, "text.txt"), "hello world\n" * 50, times=(T_OLD, T_OLD2))
     _w(os.path.join(f, "binary.bin"), bytes(range(256)) * 64)
     _w(os.path.join(f, "empty"), b"")
+    _w(os.path.join(f, "random.bin"), os.urandom((3 << 20) + 12345))   # spans many reads
     os.symlink("../user/alice/1.", os.path.join(f, "rel-link"))
     os.symlink("/etc/hostname", os.path.join(f, "abs-link"))
     os.symlink("nowhere/missing", os.path.join(f, "dangling-link"))
@@ -342,6 +343,9 @@ def build_tree(mnt):
     for n in ("Grüße aus Köln.eml", "name with spaces.txt", "日本語のメール", "emoji ✉ 📬",
               "  leading and trailing  ", "quote'\"and\\backslash", "-dash-first"):
         _w(os.path.join(f, "names", n), "name: " + n)
+    _w(os.fsdecode(os.path.join(os.fsencode(f), b"names", b"latin1-\xe9t\xe9-not-utf8\xff.eml")),
+       "a name that is not UTF-8")
+    _w(os.path.join(f, "names", "n" * 251 + ".eml"), "a 255-byte name")
     os.makedirs(os.path.join(f, "names", "dir with space ü"))
     _w(os.path.join(f, "names", "dir with space ü", "inner file"), "inner")
     big = os.path.join(sp, "many")

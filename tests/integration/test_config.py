@@ -28,7 +28,7 @@ BAD = {
                              "path = {mnt}/spool/user", [r"volume:plain", r"{mnt}/spool/user"]),
     "two-volumes-same-path": (lambda t, w, m: t + "[volume:spool2]\nbackend = btrfs\npath = %s\n"
                               % os.path.join(m, "spool"),
-                              "[volume:spool2]", [r"spool2"]),
+                              "path = {mnt}/spool", [r"spool2"]),
     "name-with-slash": (lambda t, w, m: t + "[volume:a/b]\nbackend = btrfs\npath = %s\n"
                         % os.path.join(m, "extra"), "[volume:a/b]", [r"a/b"]),
     "name-dotdot": (lambda t, w, m: t + "[volume:..]\nbackend = btrfs\npath = %s\n"

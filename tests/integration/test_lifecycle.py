@@ -1,6 +1,7 @@
 """Mounting takes a set; every way of unmounting tears every set down; a
 crash (kill -9) is cleaned up ("reaped") by the next start; mount(8) and
 fstab work through mount.fuse3."""
+import errno
 import os
 import signal
 
@@ -139,3 +140,55 @@ def test_start_on_a_missing_mountpoint_fails_cleanly(btrfs, tree, config, work):
     assert btrfs.subvolumes() == before
     assert not os.path.exists(mp) and not kfs.is_mounted(mp)
     assert not kfs.kolabfs_pids(mp)
+
+
+def test_sigterm_with_a_file_open_in_the_mount(btrfs, tree, config, kolabfs_factory):
+    """A backup tool still holding a file must not make the snapshots outlive
+    the daemon."""
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid = k.pid
+    fd = os.open(k.latest("spool", "feat", "random.bin"), os.O_RDONLY)
+    try:
+        assert os.read(fd, 10)
+        os.kill(pid, signal.SIGTERM)
+        kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to exit")
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if kfs.is_mounted(k.mp):                     # a lazy unmount may still be pending
+        kfs.run(["umount", "-l", k.mp], check=False)
+    assert btrfs.subvolumes() == before, "snapshots left behind"
+
+
+def test_rmdir_of_a_set_in_use(btrfs, tree, kolabfs):
+    """rmdir of a set with a file open in it either refuses (EBUSY) or drops
+    the set; either way the daemon lives on and the other set is intact."""
+    snaps = kolabfs.path("snapshots")
+    os.mkdir(os.path.join(snaps, "busy"))
+    subvols = btrfs.subvolumes()
+    busy = {os.path.relpath(kolabfs.manifest("busy")["volumes"][v]["snapshot"], btrfs.mnt)
+            for v in kfs.VOLUMES}
+    fd = os.open(os.path.join(snaps, "busy", "spool", "feat", "random.bin"), os.O_RDONLY)
+    try:
+        try:
+            os.rmdir(os.path.join(snaps, "busy"))
+            removed = True
+        except OSError as e:
+            assert e.errno == errno.EBUSY, e
+            removed = False
+    finally:
+        os.close(fd)
+    assert kfs.pid_alive(kolabfs.pid)
+    if removed:
+        assert "busy" not in os.listdir(snaps)
+        assert btrfs.subvolumes() == subvols - busy
+    else:
+        assert "busy" in os.listdir(snaps)
+        assert btrfs.subvolumes() == subvols
+        os.rmdir(os.path.join(snaps, "busy"))          # and once closed, it goes
+        assert btrfs.subvolumes() == subvols - busy
+    with open(kolabfs.latest("spool", "feat", "public.txt")) as f:
+        assert f.read() == "anyone may read\n"

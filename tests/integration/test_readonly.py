@@ -105,10 +105,12 @@ def test_mkdir_takes_a_set_rmdir_drops_it(btrfs, kolabfs):
     assert os.path.basename(os.readlink(os.path.join(snaps, "latest"))) == first
 
 
-def test_mkdir_of_an_existing_set_fails(kolabfs):
-    first = os.path.realpath(kolabfs.latest())
-    with pytest.raises(FileExistsError):
-        os.mkdir(first)
+def test_mkdir_of_an_existing_name_fails(btrfs, kolabfs):
+    subvols = btrfs.subvolumes()
+    for name in (os.path.realpath(kolabfs.latest()), kolabfs.path("snapshots", "latest")):
+        with pytest.raises(FileExistsError):
+            os.mkdir(name)
+    assert btrfs.subvolumes() == subvols
 
 
 def _as_nobody(code):
