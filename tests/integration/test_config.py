@@ -1,0 +1,136 @@
+"""Bad configurations: non-zero exit, a message naming the config file and
+the line (or group/key), and nothing left behind (no mount, no snapshot
+subvolume, no state_dir).  And --check / --version / --help."""
+import os
+import re
+
+import pytest
+
+import kfs
+
+
+def _insert_after(text, anchor, new):
+    lines = text.splitlines()
+    i = lines.index(anchor)
+    return "\n".join(lines[:i + 1] + new.splitlines() + lines[i + 1:]) + "\n"
+
+
+# id: (edit(text, work, mnt) -> text, offending line, [regex naming group/key/value])
+BAD = {
+    "unknown-group": (lambda t, w, m: t + "[frobnicate]\nanswer = 42\n",
+                      "[frobnicate]", [r"frobnicate"]),
+    "unknown-key": (lambda t, w, m: _insert_after(t, "[kolabfs]", "colour = blue"),
+                    "colour = blue", [r"\bcolour\b"]),
+    "bad-preset": (lambda t, w, m: t.replace("preset = cyrus-spool", "preset = cyrus-spoool"),
+                   "preset = cyrus-spoool", [r"cyrus-spoool"]),
+    "path-not-a-subvolume": (lambda t, w, m: t + "[volume:plain]\nbackend = btrfs\npath = %s\n"
+                             % os.path.join(m, "spool", "user"),
+                             "path = {mnt}/spool/user", [r"volume:plain", r"{mnt}/spool/user"]),
+    "two-volumes-same-path": (lambda t, w, m: t + "[volume:spool2]\nbackend = btrfs\npath = %s\n"
+                              % os.path.join(m, "spool"),
+                              "path = {mnt}/spool", [r"spool2"]),
+    "name-with-slash": (lambda t, w, m: t + "[volume:a/b]\nbackend = btrfs\npath = %s\n"
+                        % os.path.join(m, "extra"), "[volume:a/b]", [r"a/b"]),
+    "name-dotdot": (lambda t, w, m: t + "[volume:..]\nbackend = btrfs\npath = %s\n"
+                    % os.path.join(m, "extra"), "[volume:..]", [r"volume:\.\."]),
+    "name-empty": (lambda t, w, m: t + "[volume:]\nbackend = btrfs\npath = %s\n"
+                   % os.path.join(m, "extra"), "[volume:]", [r"\[volume:\]"]),
+    "missing-state-dir-parent": (lambda t, w, m: t.replace(
+        "state_dir = %s/state" % w, "state_dir = %s/missing/state" % w),
+        "state_dir = {work}/missing/state", [r"state_dir", r"{work}/missing"]),
+    "lvm-backend": (lambda t, w, m: t + "[volume:db]\nbackend = lvm\nlv = vg0/lv_mysql\n"
+                    "snapshot_size = 1G\n", "backend = lvm", [r"\blvm\b"]),
+    "mysql-section": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\nuser = root\n",
+                      "[mysql]", [r"\[mysql\]", r"group .?mysql\b"]),
+    "ldap-section": (lambda t, w, m: t + "[ldap:ds]\nuri = ldap://127.0.0.1:389\nmode = task\n",
+                     "[ldap:ds]", [r"ldap:ds"]),
+    "volume-without-path": (lambda t, w, m: t + "[volume:nopath]\nbackend = btrfs\n",
+                            "[volume:nopath]", [r"nopath"]),
+    "copy-named-like-a-volume": (lambda t, w, m: t + "[copy:spool]\npaths = /etc/hostname\n",
+                                 "[copy:spool]", [r"copy:spool"]),
+    "duplicate-key": (lambda t, w, m: _insert_after(t, "preset = cyrus-meta", "preset = cyrus-meta"),
+                      "preset = cyrus-meta", [r"\bpreset\b.*(twice|duplicate|again)",
+                                              r"(twice|duplicate|again).*\bpreset\b"]),
+    "duplicate-group": (lambda t, w, m: t + "[volume:imap]\nbackend = btrfs\npath = %s\n"
+                        % os.path.join(m, "extra"), "[volume:imap]", [r"volume:imap"]),
+    "not-a-key-file": (lambda t, w, m: _insert_after(t, "[kolabfs]", "this is not a key file line"),
+                       "this is not a key file line", [r"this is not a key file line"]),
+}
+
+
+@pytest.fixture
+def extra_subvolume(btrfs):
+    kfs.run(["btrfs", "subvolume", "create", btrfs.path("extra")])
+    return btrfs.path("extra")
+
+
+def _write_bad(case, work, mnt, copy_paths):
+    edit, offending, tokens = BAD[case]
+    text = edit(kfs.config_text(work, mnt, copies=copy_paths), work, mnt)
+    offending = offending.format(mnt=mnt, work=work)
+    lines = text.splitlines()
+    # the LAST occurrence: duplicates name the second one
+    lineno = len(lines) - lines[::-1].index(offending)
+    path = os.path.join(work, "bad.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    pats = [p.format(mnt=re.escape(mnt), work=re.escape(work)) for p in tokens]
+    return path, lineno, pats
+
+
+def _assert_names_file_and_place(err, path, lineno, pats):
+    assert err.strip(), "no message on stderr"
+    assert path in err, "stderr does not name the config file %s:\n%s" % (path, err)
+    at_line = re.search(r"(:|line\s*)%d\b" % lineno, err)
+    named = any(re.search(p, err) for p in pats)
+    assert at_line or named, "stderr names neither line %d nor %s:\n%s" % (lineno, pats, err)
+
+
+@pytest.mark.parametrize("mode", ["mount", "check"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config(case, mode, work, btrfs, tree, copy_paths, extra_subvolume):
+    if not os.access(kfs.KOLABFS, os.X_OK):
+        pytest.fail("kolabfs is not built: %s" % kfs.KOLABFS)
+    path, lineno, pats = _write_bad(case, work, btrfs.mnt, copy_paths)
+    before = btrfs.subvolumes()
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    cmd = [kfs.KOLABFS, path, mp] if mode == "mount" else [kfs.KOLABFS, "--check", path]
+    p = kfs.run(cmd, check=False, timeout=120)
+    assert p.returncode != 0, "accepted a bad config (%s)\nstderr: %s" % (case, p.stderr)
+    _assert_names_file_and_place(p.stderr, path, lineno, pats)
+    assert not kfs.is_mounted(mp)
+    assert not kfs.kolabfs_pids(mp)
+    assert btrfs.subvolumes() == before, "subvolumes left behind"
+    assert not os.path.exists(os.path.join(work, "state")), "state_dir created"
+    assert not os.path.exists(os.path.join(work, "missing"))
+
+
+def test_missing_config_file(work, btrfs):
+    path = os.path.join(work, "no-such.conf")
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    for cmd in ([kfs.KOLABFS, path, mp], [kfs.KOLABFS, "--check", path]):
+        p = kfs.run(cmd, check=False, timeout=120)
+        assert p.returncode != 0
+        assert path in p.stderr, p.stderr
+        assert not kfs.is_mounted(mp)
+
+
+def test_check_accepts_a_good_config_and_creates_nothing(work, btrfs, tree, config):
+    before = btrfs.subvolumes()
+    p = kfs.run([kfs.KOLABFS, "--check", config], check=False, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert btrfs.subvolumes() == before
+    assert not os.path.exists(os.path.join(work, "state")), "--check created state_dir"
+    assert [t for t in kfs.mounts_under(work) if t != os.path.realpath(btrfs.mnt)] == []
+
+
+def test_version_and_help():
+    p = kfs.run([kfs.KOLABFS, "--version"], check=False)
+    assert p.returncode == 0, p.stderr
+    assert kfs.VERSION in p.stdout
+    p = kfs.run([kfs.KOLABFS, "--help"], check=False)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    assert "--check" in out and "MOUNTPOINT" in out.upper()

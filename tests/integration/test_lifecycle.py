@@ -1,0 +1,194 @@
+"""Mounting takes a set; every way of unmounting tears every set down; a
+crash (kill -9) is cleaned up ("reaped") by the next start; mount(8) and
+fstab work through mount.fuse3."""
+import errno
+import os
+import signal
+
+import pytest
+
+import kfs
+
+
+def _start(factory, config, **kw):
+    k = factory(config, **kw)
+    k.start()
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    return k
+
+
+def _snapshots_of(btrfs, k, set_name="latest"):
+    m = k.manifest(set_name)
+    return {os.path.relpath(m["volumes"][v]["snapshot"], btrfs.mnt) for v in kfs.VOLUMES}
+
+
+def _assert_gone(btrfs, k, pid, before):
+    kfs.wait_until(lambda: not kfs.is_mounted(k.mp), 60, "unmount")
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to exit")
+    assert btrfs.subvolumes() == before, "snapshots left behind"
+    assert not kfs.kolabfs_pids(k.mp)
+    assert not kfs.is_mounted(k.mp)
+
+
+@pytest.mark.parametrize("how", ["fusermount", "umount", "SIGTERM", "SIGINT", "SIGHUP"])
+def test_unmount_tears_every_set_down(how, btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid = k.pid
+    first = _snapshots_of(btrfs, k)
+    os.mkdir(k.path("snapshots", "second"))
+    second = _snapshots_of(btrfs, k, "second")
+    assert btrfs.subvolumes() == before | first | second and len(first | second) == 6
+    if how == "fusermount":
+        kfs.run(["fusermount3", "-u", k.mp])
+    elif how == "umount":
+        kfs.run(["umount", k.mp])
+    else:
+        os.kill(pid, getattr(signal, how))
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_kill9_then_next_start_reaps(btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid, name = k.pid, k.manifest()["name"]
+    stale = _snapshots_of(btrfs, k)
+    os.kill(pid, signal.SIGKILL)
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 30, "kolabfs to die")
+    kfs.run(["fusermount3", "-u", k.mp])          # the dead mount
+    assert not kfs.is_mounted(k.mp)
+    assert stale <= btrfs.subvolumes(), "kill -9 cannot have removed the snapshots"
+
+    stale_ids = {btrfs.subvolume_ids()[s] for s in stale}
+    k2 = _start(kolabfs_factory, config)
+    now = btrfs.subvolume_ids()
+    # by ID: a set taken in the same second has the same snapshot paths
+    assert not stale_ids & set(now.values()), "stale snapshots not reaped: %s" % sorted(stale)
+    assert set(now) == before | _snapshots_of(btrfs, k2)
+    mentions = [name] + [os.path.join(btrfs.mnt, s) for s in stale] + sorted(stale)
+    assert any(x in k2.err for x in mentions), "start did not report the reaping on stderr:\n" + k2.err
+    warnings = k2.manifest()["warnings"]
+    assert warnings and any(x in w for w in warnings for x in mentions), warnings
+    pid2 = k2.pid
+    k2.stop()
+    _assert_gone(btrfs, k2, pid2, before)
+
+
+MOUNT_IN_NS = r"""
+config=$1 mp=$2 how=$3 fstab=${4:-}
+if [ "$how" = fstab ]; then mount -T "$fstab" "$mp"; else mount -t fuse.kolabfs "$config" "$mp"; fi
+# mount returns only once the first set exists
+test -f "$mp/snapshots/latest/MANIFEST.json" || { echo "no MANIFEST.json right after mount"; exit 10; }
+echo "fstype=$(findmnt -n -o FSTYPE --mountpoint "$mp")"
+for p in $(pgrep -x kolabfs); do
+    tr '\0' ' ' </proc/$p/cmdline | grep -qF -- " $mp " && echo "pid=$p"
+done
+umount "$mp"
+"""
+
+
+@pytest.mark.parametrize("how", ["mount-t", "fstab"])
+def test_mount_helper(how, btrfs, tree, config, work):
+    """`mount -t fuse.kolabfs CONFIG MP` and an fstab line (`mount MP`), with
+    kolabfs installed where mount.fuse3's shell finds it."""
+    before = btrfs.subvolumes()
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    fstab = os.path.join(work, "fstab")
+    with open(fstab, "w") as f:
+        f.write("# test fstab\n%s %s fuse.kolabfs noauto 0 0\n" % (config, mp))
+    p = kfs.with_kolabfs_installed(MOUNT_IN_NS, config, mp, how, fstab)
+    assert p.returncode == 0, "exit %d\nstdout: %s\nstderr: %s" % (p.returncode, p.stdout, p.stderr)
+    out = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert out.get("fstype") == "fuse.kolabfs", p.stdout
+    assert out.get("pid"), "no kolabfs process found for %s: %s" % (mp, p.stdout)
+    pid = int(out["pid"])
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to exit after umount")
+    assert btrfs.subvolumes() == before, "snapshots left behind"
+
+
+def test_config_via_o_option(btrfs, tree, config, kolabfs_factory):
+    before = btrfs.subvolumes()
+    k = kolabfs_factory(config)
+    k.start(cmd=[kfs.KOLABFS, k.mp, "-o", "config=" + config])
+    k.check_started()
+    assert os.path.isfile(k.latest("MANIFEST.json"))
+    pid = k.pid
+    k.stop()
+    _assert_gone(btrfs, k, pid, before)
+
+
+def test_second_instance_on_one_state_dir_is_refused(btrfs, tree, config, work, kolabfs_factory):
+    """doc/design.md: state_dir/lock, one kolabfs per state_dir."""
+    k = _start(kolabfs_factory, config)
+    subvols = btrfs.subvolumes()
+    k2 = kolabfs_factory(config, mountpoint=os.path.join(work, "mnt2"))
+    assert k2.start() != 0
+    assert k2.err.strip(), "no message on stderr"
+    assert not kfs.is_mounted(k2.mp)
+    assert btrfs.subvolumes() == subvols
+    assert os.path.isfile(k.latest("MANIFEST.json")), "the first mount was disturbed"
+    k.stop()
+
+
+def test_start_on_a_missing_mountpoint_fails_cleanly(btrfs, tree, config, work):
+    before = btrfs.subvolumes()
+    mp = os.path.join(work, "no-such-dir")
+    p = kfs.run([kfs.KOLABFS, config, mp], check=False)
+    assert p.returncode != 0 and p.stderr.strip()
+    assert btrfs.subvolumes() == before
+    assert not os.path.exists(mp) and not kfs.is_mounted(mp)
+    assert not kfs.kolabfs_pids(mp)
+
+
+def test_sigterm_with_a_file_open_in_the_mount(btrfs, tree, config, kolabfs_factory):
+    """A backup tool still holding a file must not make the snapshots outlive
+    the daemon."""
+    before = btrfs.subvolumes()
+    k = _start(kolabfs_factory, config)
+    pid = k.pid
+    fd = os.open(k.latest("spool", "feat", "random.bin"), os.O_RDONLY)
+    try:
+        assert os.read(fd, 10)
+        os.kill(pid, signal.SIGTERM)
+        kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to exit")
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if kfs.is_mounted(k.mp):                     # a lazy unmount may still be pending
+        kfs.run(["umount", "-l", k.mp], check=False)
+    assert btrfs.subvolumes() == before, "snapshots left behind"
+
+
+def test_rmdir_of_a_set_in_use(btrfs, tree, kolabfs):
+    """rmdir of a set with a file open in it either refuses (EBUSY) or drops
+    the set; either way the daemon lives on and the other set is intact."""
+    snaps = kolabfs.path("snapshots")
+    os.mkdir(os.path.join(snaps, "busy"))
+    subvols = btrfs.subvolumes()
+    busy = {os.path.relpath(kolabfs.manifest("busy")["volumes"][v]["snapshot"], btrfs.mnt)
+            for v in kfs.VOLUMES}
+    fd = os.open(os.path.join(snaps, "busy", "spool", "feat", "random.bin"), os.O_RDONLY)
+    try:
+        try:
+            os.rmdir(os.path.join(snaps, "busy"))
+            removed = True
+        except OSError as e:
+            assert e.errno == errno.EBUSY, e
+            removed = False
+    finally:
+        os.close(fd)
+    assert kfs.pid_alive(kolabfs.pid)
+    if removed:
+        assert "busy" not in os.listdir(snaps)
+        assert btrfs.subvolumes() == subvols - busy
+    else:
+        assert "busy" in os.listdir(snaps)
+        assert btrfs.subvolumes() == subvols
+        os.rmdir(os.path.join(snaps, "busy"))          # and once closed, it goes
+        assert btrfs.subvolumes() == subvols - busy
+    with open(kolabfs.latest("spool", "feat", "public.txt")) as f:
+        assert f.read() == "anyone may read\n"
