@@ -18,6 +18,7 @@
 #include <linux/magic.h>
 
 #include "config.h"     /* src/config.h, the interface */
+#include "secret.h"
 
 #define KFS_NAME_MAX 255
 #define KFS_RESERVED_NAME "MANIFEST.json"
@@ -349,7 +350,8 @@ struct kfs_conf_parser {
 	struct kfs_config *cfg;
 	size_t n_volumes;       /* parsed so far */
 	size_t n_copies;
-	GHashTable *names;      /* NAME -> group; volumes and copies share it */
+	size_t n_ldaps;
+	GHashTable *names;      /* NAME -> group, shared by every kind */
 	GHashTable *spaces;     /* inode-number space -> group */
 };
 
@@ -496,6 +498,123 @@ static bool kfs_conf_path_within(const char *b, const char *a)
 	return strncmp(b, a, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
+/* KEY as an absolute path in canonical form, NULL in *path when absent. */
+static bool kfs_conf_get_path(struct kfs_conf_parser *p,
+			      const struct kfs_conf_group *g, const char *key,
+			      unsigned int flags, char **path, GError **error)
+{
+	char *value;
+
+	*path = NULL;
+	if (!kfs_conf_get(p, g, key, flags, "an absolute path", &value,
+			  error))
+		return false;
+	if (!value)
+		return true;
+	*path = kfs_conf_abs_path(value);
+	if (!*path)
+		PERR(p, kfs_conf_line(g, key), g, key,
+		     "expected an absolute path, got \"%s\"", value);
+	g_free(value);
+	return *path != NULL;
+}
+
+/*
+ * KEY as a whole number in MIN..MAX (decimal, no sign), DEF when absent.
+ * WHAT names the number for messages ("a port number").
+ */
+static bool kfs_conf_get_uint(struct kfs_conf_parser *p,
+			      const struct kfs_conf_group *g, const char *key,
+			      const char *what, unsigned int min,
+			      unsigned int max, unsigned int def,
+			      unsigned int *out, GError **error)
+{
+	char *expect = g_strdup_printf("%s from %u to %u", what, min, max);
+	bool ok = false;
+	char *value;
+	guint64 n;
+
+	*out = def;
+	if (!kfs_conf_get(p, g, key, 0, expect, &value, error))
+		goto free_expect;
+	if (!value) {
+		ok = true;
+		goto free_expect;
+	}
+	if (g_ascii_string_to_unsigned(value, 10, min, max, &n, NULL)) {
+		*out = (unsigned int)n;
+		ok = true;
+	} else {
+		PERR(p, kfs_conf_line(g, key), g, key,
+		     "expected %s, got \"%s\"", expect, value);
+	}
+	g_free(value);
+free_expect:
+	g_free(expect);
+	return ok;
+}
+
+/* KEY as a boolean (true or false, or GKeyFile's 1 or 0), DEF when absent. */
+static bool kfs_conf_get_bool(struct kfs_conf_parser *p,
+			      const struct kfs_conf_group *g, const char *key,
+			      bool def, bool *out, GError **error)
+{
+	char *value;
+	bool ok = true;
+
+	*out = def;
+	if (!kfs_conf_get(p, g, key, 0, "true or false", &value, error))
+		return false;
+	if (!value)
+		return true;
+	if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
+		*out = true;
+	} else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
+		*out = false;
+	} else {
+		PERR(p, kfs_conf_line(g, key), g, key,
+		     "expected true or false, got \"%s\"", value);
+		ok = false;
+	}
+	g_free(value);
+	return ok;
+}
+
+/*
+ * KEY as the index of one of CHOICES (NULL-terminated) in *out, DEF when
+ * absent.
+ */
+static bool kfs_conf_get_choice(struct kfs_conf_parser *p,
+				const struct kfs_conf_group *g, const char *key,
+				const char *const *choices, int def, int *out,
+				GError **error)
+{
+	char *expect, *value;
+	bool ok = false;
+	int i;
+
+	*out = def;
+	expect = g_strjoinv(", ", (char **)choices);
+	if (!kfs_conf_get(p, g, key, 0, expect, &value, error))
+		goto free_expect;
+	ok = true;
+	if (!value)
+		goto free_expect;
+	for (i = 0; choices[i] && strcmp(choices[i], value) != 0; i++)
+		;
+	if (choices[i]) {
+		*out = i;
+	} else {
+		PERR(p, kfs_conf_line(g, key), g, key,
+		     "expected one of %s, got \"%s\"", expect, value);
+		ok = false;
+	}
+	g_free(value);
+free_expect:
+	g_free(expect);
+	return ok;
+}
+
 /* ------------------------------------------------------------------ */
 /* Groups                                                              */
 
@@ -520,7 +639,7 @@ static bool kfs_conf_claim_name(struct kfs_conf_parser *p,
 	other = g_hash_table_lookup(p->names, name);
 	if (other) {
 		PERR(p, g->line, g, NULL,
-		     "NAME \"%s\" is already used by [%s] at line %d (volumes and copies share the directory of a set)",
+		     "NAME \"%s\" is already used by [%s] at line %d (volumes, LDAP exports and copies share the directory of a set)",
 		     name, other->name, other->line);
 		return false;
 	}
@@ -863,6 +982,337 @@ static bool kfs_conf_parse_copy(struct kfs_conf_parser *p,
 	return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* [mysql]                                                             */
+
+/*
+ * Where to connect: socket, or host and port, or neither (NULL host and
+ * socket: libmysqlclient's default, the server's local socket, as the
+ * mysql client does without options).
+ */
+static bool kfs_conf_parse_mysql_server(struct kfs_conf_parser *p,
+					const struct kfs_conf_group *g,
+					struct kfs_mysql_conf *m,
+					GError **error)
+{
+	const char *expect = "a host name or IP address";
+	int host_line = kfs_conf_line(g, "host");
+
+	if (!kfs_conf_get_path(p, g, "socket", 0, &m->socket, error) ||
+	    !kfs_conf_get(p, g, "host", 0, expect, &m->host, error))
+		return false;
+	if (m->socket && m->host) {
+		PERR(p, host_line, g, "host",
+		     "socket (line %d) and host (line %d) exclude each other; expected one of them",
+		     kfs_conf_line(g, "socket"), host_line);
+		return false;
+	}
+	/* Spaces would be a typo; a path is a socket given as host. */
+	if (m->host && (m->host[0] == '/' || strpbrk(m->host, " \t"))) {
+		PERR(p, host_line, g, "host", "expected %s, got \"%s\"%s",
+		     expect, m->host,
+		     m->host[0] == '/' ? " (a Unix socket is given as socket =)" : "");
+		return false;
+	}
+	if (!m->host && kfs_conf_group_key(g, "port")) {
+		PERR(p, kfs_conf_line(g, "port"), g, "port",
+		     "only valid with host = (%s)",
+		     m->socket ? "this section connects through socket =" :
+				 "without host, kolabfs connects through the client library's default socket");
+		return false;
+	}
+	return kfs_conf_get_uint(p, g, "port", "a port number", 1, 65535,
+				 3306, &m->port, error);
+}
+
+static bool kfs_conf_parse_mysql_login(struct kfs_conf_parser *p,
+				       const struct kfs_conf_group *g,
+				       struct kfs_mysql_conf *m,
+				       GError **error)
+{
+	if (!kfs_conf_get(p, g, "user", 0, "a MySQL user name", &m->user,
+			  error))
+		return false;
+	if (!m->user)
+		m->user = g_strdup("root");
+	if (!kfs_conf_get_path(p, g, "password_file", 0, &m->password_file,
+			       error))
+		return false;
+	if (m->password_file)
+		m->password_file_line = kfs_conf_line(g, "password_file");
+	return true;
+}
+
+static bool kfs_conf_parse_mysql(struct kfs_conf_parser *p,
+				 const struct kfs_conf_group *g,
+				 GError **error)
+{
+	static const char *const known[] = {
+		"socket", "host", "port", "user", "password_file", "lock",
+		"lock_wait_timeout", "require_complete", NULL
+	};
+	/* In the order of enum kfs_mysql_lock. */
+	static const char *const locks[] = {
+		"ftwrl", "backup-stage", "replica", "none", NULL
+	};
+	struct kfs_mysql_conf *m = g_new0(struct kfs_mysql_conf, 1);
+	int lock;
+
+	p->cfg->mysql = m;
+	m->line = g->line;
+	if (!kfs_conf_check_keys(p, g, known, error) ||
+	    !kfs_conf_parse_mysql_server(p, g, m, error) ||
+	    !kfs_conf_parse_mysql_login(p, g, m, error) ||
+	    !kfs_conf_get_choice(p, g, "lock", locks, KFS_MYSQL_LOCK_FTWRL,
+				 &lock, error) ||
+	    !kfs_conf_get_uint(p, g, "lock_wait_timeout",
+			       "a whole number of seconds", 1, 3600, 30,
+			       &m->lock_wait_timeout, error) ||
+	    !kfs_conf_get_bool(p, g, "require_complete", true,
+			       &m->require_complete, error))
+		return false;
+	m->lock = lock;
+	/* The lock only spans snapshots: it is no dump of the databases. */
+	if (p->cfg->n_volumes == 0) {
+		PERR(p, g->line, g, NULL,
+		     "the lock is held while volumes are snapshotted, but there is no [volume:NAME]; expected one holding the datadir (kolabfs does not dump databases)");
+		return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* [ldap:NAME]                                                         */
+
+enum kfs_conf_ldap_scheme { KFS_LDAP, KFS_LDAPS, KFS_LDAPI, KFS_LDAP_BAD };
+
+/* The scheme of URI (case-insensitive, as libldap takes it). */
+static enum kfs_conf_ldap_scheme kfs_conf_ldap_scheme(const char *uri)
+{
+	/* In the order of enum kfs_conf_ldap_scheme. */
+	static const char *const schemes[] = {
+		"ldap://", "ldaps://", "ldapi://"
+	};
+	int i;
+
+	for (i = 0; i < KFS_LDAP_BAD; i++) {
+		size_t n = strlen(schemes[i]);
+
+		if (g_ascii_strncasecmp(uri, schemes[i], n) == 0)
+			return i;
+	}
+	return KFS_LDAP_BAD;
+}
+
+/*
+ * ldapi://HOST: HOST is the socket path, %-encoded ("%2Frun%2Fslapd.sock");
+ * empty means libldap's compiled-in default, which kolabfs cannot know.
+ */
+static bool kfs_conf_parse_ldapi(struct kfs_conf_parser *p,
+				 const struct kfs_conf_group *g,
+				 struct kfs_ldap_conf *l, const char *host,
+				 GError **error)
+{
+	if (!*host)
+		return true;
+	l->ldapi_path = g_uri_unescape_string(host, NULL);
+	if (!l->ldapi_path || !g_path_is_absolute(l->ldapi_path)) {
+		PERR(p, l->uri_line, g, "uri",
+		     "expected the absolute path of the socket, %%-encoded as in ldapi://%%2Frun%%2Fslapd-kolab.socket, got \"%s\"",
+		     l->uri);
+		return false;
+	}
+	return true;
+}
+
+/* One URI (libldap would take a list), no DN or search part. */
+static bool kfs_conf_parse_ldap_uri(struct kfs_conf_parser *p,
+				    const struct kfs_conf_group *g,
+				    struct kfs_ldap_conf *l, GError **error)
+{
+	const char *expect = "an ldap://, ldaps:// or ldapi:// URI";
+	enum kfs_conf_ldap_scheme scheme;
+	const char *host, *rest;
+	char *ldapi;
+	bool ok;
+
+	if (!kfs_conf_get(p, g, "uri", KFS_CONF_REQUIRED, expect, &l->uri,
+			  error))
+		return false;
+	l->uri_line = kfs_conf_line(g, "uri");
+	scheme = kfs_conf_ldap_scheme(l->uri);
+	if (scheme == KFS_LDAP_BAD) {
+		PERR(p, l->uri_line, g, "uri", "expected %s, got \"%s\"",
+		     expect, l->uri);
+		return false;
+	}
+	host = strstr(l->uri, "://") + 3;
+	rest = host + strcspn(host, "/?");
+	/* A comma after the host would be part of a DN, caught below. */
+	if (strpbrk(l->uri, " \t") || memchr(host, ',', (size_t)(rest - host))) {
+		PERR(p, l->uri_line, g, "uri",
+		     "expected one URI (no spaces or commas), got \"%s\"",
+		     l->uri);
+		return false;
+	}
+	if (*rest && strcmp(rest, "/") != 0) {
+		if (scheme == KFS_LDAPI)
+			PERR(p, l->uri_line, g, "uri",
+			     "expected nothing after the socket path, got \"%s\" (a '/' in the path is written %%2F, as in ldapi://%%2Frun%%2Fslapd-kolab.socket)",
+			     rest);
+		else
+			PERR(p, l->uri_line, g, "uri",
+			     "expected nothing after the host and port, got \"%s\" (search bases are given as bases =)",
+			     rest);
+		return false;
+	}
+	if (scheme != KFS_LDAPI)
+		return true;
+	ldapi = g_strndup(host, (gsize)(rest - host));
+	ok = kfs_conf_parse_ldapi(p, g, l, ldapi, error);
+	g_free(ldapi);
+	return ok;
+}
+
+/*
+ * Who kolabfs binds as.  bind_dn and password_file: a simple bind.
+ * Neither: anonymous, or over ldapi:// SASL EXTERNAL (the server maps
+ * kolabfs's uid, e.g. 389-ds's autobind of root to cn=Directory Manager).
+ * bind_dn alone: only over ldapi://, SASL EXTERNAL, where bind_dn is the
+ * identity the mapping must give.
+ */
+static bool kfs_conf_parse_ldap_bind(struct kfs_conf_parser *p,
+				     const struct kfs_conf_group *g,
+				     struct kfs_ldap_conf *l, GError **error)
+{
+	bool ldapi = kfs_conf_ldap_scheme(l->uri) == KFS_LDAPI;
+
+	if (!kfs_conf_get(p, g, "bind_dn", 0, "a DN", &l->bind_dn, error) ||
+	    !kfs_conf_get_path(p, g, "password_file", 0, &l->password_file,
+			       error))
+		return false;
+	if (l->bind_dn && !strchr(l->bind_dn, '=')) {
+		PERR(p, kfs_conf_line(g, "bind_dn"), g, "bind_dn",
+		     "expected a DN such as cn=Directory Manager, got \"%s\"",
+		     l->bind_dn);
+		return false;
+	}
+	if (l->password_file) {
+		l->password_file_line = kfs_conf_line(g, "password_file");
+		if (!l->bind_dn) {
+			PERR(p, l->password_file_line, g, "password_file",
+			     "needs bind_dn =, the DN this password is for");
+			return false;
+		}
+	} else if (l->bind_dn && !ldapi) {
+		PERR(p, kfs_conf_line(g, "bind_dn"), g, "bind_dn",
+		     "needs password_file = for a simple bind (only ldapi:// binds without a password, with SASL EXTERNAL)");
+		return false;
+	}
+	/* Anonymous users may not add export tasks. */
+	if (l->mode == KFS_LDAP_TASK && !l->bind_dn && !ldapi) {
+		PERR(p, g->line, g, "bind_dn",
+		     "missing, mode = task needs bind_dn and password_file (a DN allowed to add export tasks, such as cn=Directory Manager) or an ldapi:// uri (SASL EXTERNAL)");
+		return false;
+	}
+	return true;
+}
+
+/* Every base once, each looking like a DN. */
+static bool kfs_conf_check_ldap_bases(struct kfs_conf_parser *p,
+				      const struct kfs_conf_group *g,
+				      const struct kfs_ldap_conf *l,
+				      GError **error)
+{
+	int line = kfs_conf_line(g, "bases");
+	char **b, **o;
+
+	for (b = l->bases; *b; b++) {
+		if (!strchr(*b, '=')) {
+			PERR(p, line, g, "bases",
+			     "expected a ;-separated list of DNs such as dc=example,dc=org, got \"%s\"",
+			     *b);
+			return false;
+		}
+		for (o = l->bases; o < b; o++) {
+			if (g_ascii_strcasecmp(*o, *b) == 0) {
+				PERR(p, line, g, "bases",
+				     "\"%s\" is listed twice", *b);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool kfs_conf_parse_ldap_mode(struct kfs_conf_parser *p,
+				     const struct kfs_conf_group *g,
+				     struct kfs_ldap_conf *l, GError **error)
+{
+	/* In the order of enum kfs_ldap_mode. */
+	static const char *const modes[] = { "task", "search", NULL };
+	int mode;
+
+	if (!kfs_conf_get_choice(p, g, "mode", modes, KFS_LDAP_TASK, &mode,
+				 error))
+		return false;
+	l->mode = mode;
+	if (l->mode == KFS_LDAP_TASK && kfs_conf_group_key(g, "bases")) {
+		PERR(p, kfs_conf_line(g, "bases"), g, "bases",
+		     "only valid with mode = search (mode = task exports every backend of the server)");
+		return false;
+	}
+	if (!kfs_conf_get_list(p, g, "bases", KFS_CONF_MAY_BE_EMPTY,
+			       "a ;-separated list of DNs", &l->bases, error))
+		return false;
+	/* "bases =": the default, the namingContexts of the root DSE. */
+	if (l->bases && !l->bases[0])
+		g_clear_pointer(&l->bases, g_strfreev);
+	return !l->bases || kfs_conf_check_ldap_bases(p, g, l, error);
+}
+
+static bool kfs_conf_parse_ldap_starttls(struct kfs_conf_parser *p,
+					 const struct kfs_conf_group *g,
+					 struct kfs_ldap_conf *l,
+					 GError **error)
+{
+	enum kfs_conf_ldap_scheme scheme = kfs_conf_ldap_scheme(l->uri);
+
+	if (!kfs_conf_get_bool(p, g, "starttls", false, &l->starttls, error))
+		return false;
+	if (l->starttls && scheme != KFS_LDAP) {
+		PERR(p, kfs_conf_line(g, "starttls"), g, "starttls",
+		     "only valid with an ldap:// uri (%s)",
+		     scheme == KFS_LDAPS ? "ldaps:// is TLS from the start" :
+					   "ldapi:// is a local socket");
+		return false;
+	}
+	return true;
+}
+
+static bool kfs_conf_parse_ldap(struct kfs_conf_parser *p,
+				const struct kfs_conf_group *g,
+				const char *name, GError **error)
+{
+	static const char *const known[] = {
+		"uri", "bind_dn", "password_file", "mode", "bases", "starttls",
+		"timeout", NULL
+	};
+	struct kfs_ldap_conf *l = &p->cfg->ldaps[p->n_ldaps++];
+
+	l->name = g_strdup(name);
+	l->line = g->line;
+	return kfs_conf_claim_name(p, g, "ldap", name, &l->ino_space,
+				   error) &&
+	       kfs_conf_check_keys(p, g, known, error) &&
+	       kfs_conf_parse_ldap_uri(p, g, l, error) &&
+	       kfs_conf_parse_ldap_mode(p, g, l, error) &&
+	       kfs_conf_parse_ldap_bind(p, g, l, error) &&
+	       kfs_conf_parse_ldap_starttls(p, g, l, error) &&
+	       kfs_conf_get_uint(p, g, "timeout", "a whole number of seconds",
+				 1, 3600, 30, &l->timeout, error);
+}
+
 static bool kfs_conf_parse_group(struct kfs_conf_parser *p,
 				 const struct kfs_conf_group *g,
 				 GError **error)
@@ -873,14 +1323,13 @@ static bool kfs_conf_parse_group(struct kfs_conf_parser *p,
 	if (g_str_has_prefix(g->name, "copy:"))
 		return kfs_conf_parse_copy(p, g, g->name + strlen("copy:"),
 					   error);
-	/* Refused rather than ignored: a backup that silently skips the
-	 * database lock or the directory would be worse than none. */
-	if (strcmp(g->name, "mysql") == 0 || g_str_has_prefix(g->name, "ldap:"))
-		PERR(p, g->line, g, NULL,
-		     "this group is not yet supported in this version of kolabfs; remove it");
-	else
-		PERR(p, g->line, g, NULL,
-		     "unknown group, expected [kolabfs], [volume:NAME] or [copy:NAME]");
+	if (g_str_has_prefix(g->name, "ldap:"))
+		return kfs_conf_parse_ldap(p, g, g->name + strlen("ldap:"),
+					   error);
+	if (strcmp(g->name, "mysql") == 0)
+		return kfs_conf_parse_mysql(p, g, error);
+	PERR(p, g->line, g, NULL,
+	     "unknown group, expected [kolabfs], [mysql], [volume:NAME], [ldap:NAME] or [copy:NAME]");
 	return false;
 }
 
@@ -897,9 +1346,12 @@ static bool kfs_conf_parse_groups(struct kfs_conf_parser *p, GError **error)
 			cfg->n_volumes++;
 		else if (g_str_has_prefix(g->name, "copy:"))
 			cfg->n_copies++;
+		else if (g_str_has_prefix(g->name, "ldap:"))
+			cfg->n_ldaps++;
 	}
 	cfg->volumes = g_new0(struct kfs_volume_conf, cfg->n_volumes);
 	cfg->copies = g_new0(struct kfs_copy_conf, cfg->n_copies);
+	cfg->ldaps = g_new0(struct kfs_ldap_conf, cfg->n_ldaps);
 
 	/* [kolabfs] first: copies are checked against its state_dir. */
 	top = g_hash_table_lookup(p->idx.by_name, "kolabfs");
@@ -911,10 +1363,10 @@ static bool kfs_conf_parse_groups(struct kfs_conf_parser *p, GError **error)
 		if (g != top && !kfs_conf_parse_group(p, g, error))
 			return false;
 	}
-	if (cfg->n_volumes + cfg->n_copies == 0) {
+	if (cfg->n_volumes + cfg->n_ldaps + cfg->n_copies == 0) {
 		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, p->file, 0,
 			       NULL, NULL,
-			       "nothing to back up: expected at least one [volume:NAME] or [copy:NAME] group");
+			       "nothing to back up: expected at least one [volume:NAME], [ldap:NAME] or [copy:NAME] group");
 		return false;
 	}
 	return true;
@@ -971,6 +1423,27 @@ free_parser:
 	return cfg;
 }
 
+static void kfs_conf_mysql_free(struct kfs_mysql_conf *m)
+{
+	if (!m)
+		return;
+	g_free(m->socket);
+	g_free(m->host);
+	g_free(m->user);
+	g_free(m->password_file);
+	g_free(m);
+}
+
+static void kfs_conf_ldap_clear(struct kfs_ldap_conf *l)
+{
+	g_free(l->name);
+	g_free(l->uri);
+	g_free(l->ldapi_path);
+	g_free(l->bind_dn);
+	g_free(l->password_file);
+	g_strfreev(l->bases);
+}
+
 void kfs_config_destroy(struct kfs_config *cfg)
 {
 	size_t i;
@@ -994,6 +1467,10 @@ void kfs_config_destroy(struct kfs_config *cfg)
 		g_strfreev(cfg->copies[i].paths);
 	}
 	g_free(cfg->copies);
+	kfs_conf_mysql_free(cfg->mysql);
+	for (i = 0; i < cfg->n_ldaps; i++)
+		kfs_conf_ldap_clear(&cfg->ldaps[i]);
+	g_free(cfg->ldaps);
 	g_free(cfg->file);
 	g_free(cfg->state_dir);
 	g_free(cfg->name_format);
@@ -1236,9 +1713,84 @@ static bool kfs_conf_check_copy_paths(const struct kfs_config *cfg,
 	return true;
 }
 
+/* Read the password (then wipe it): mode, owner, emptiness show now. */
+static bool kfs_conf_check_secret(const struct kfs_config *cfg,
+				  const char *group, const char *file,
+				  int line, GError **error)
+{
+	GError *local = NULL;
+	char *secret;
+
+	if (!file)
+		return true;
+	secret = kfs_secret_read(file, &local);
+	if (!secret) {
+		HERR(cfg, line, group, "password_file", "%s", local->message);
+		g_error_free(local);
+		return false;
+	}
+	kfs_secret_free(secret);
+	return true;
+}
+
+/*
+ * libldap only says "Can't contact LDAP server" for a missing socket.
+ * An ldapi:// URI without a path uses libldap's built-in default, which
+ * is not known here: the exporter's own check reports that one.
+ */
+static bool kfs_conf_check_ldapi(const struct kfs_config *cfg,
+				 const struct kfs_ldap_conf *l,
+				 const char *group, GError **error)
+{
+	struct stat st;
+
+	if (!l->ldapi_path)
+		return true;
+	if (stat(l->ldapi_path, &st) < 0) {
+		if (errno == ENOENT)
+			HERR(cfg, l->uri_line, group, "uri",
+			     "socket %s does not exist (is the directory server running?)",
+			     l->ldapi_path);
+		else
+			HERR(cfg, l->uri_line, group, "uri",
+			     "cannot look at socket %s: %s", l->ldapi_path,
+			     g_strerror(errno));
+		return false;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		HERR(cfg, l->uri_line, group, "uri", "%s is not a socket",
+		     l->ldapi_path);
+		return false;
+	}
+	return true;
+}
+
+static bool kfs_conf_check_servers(const struct kfs_config *cfg,
+				   GError **error)
+{
+	const struct kfs_mysql_conf *m = cfg->mysql;
+	bool ok = true;
+	size_t i;
+
+	if (m && !kfs_conf_check_secret(cfg, "mysql", m->password_file,
+					m->password_file_line, error))
+		return false;
+	for (i = 0; ok && i < cfg->n_ldaps; i++) {
+		const struct kfs_ldap_conf *l = &cfg->ldaps[i];
+		char *group = g_strconcat("ldap:", l->name, NULL);
+
+		ok = kfs_conf_check_secret(cfg, group, l->password_file,
+					   l->password_file_line, error) &&
+		     kfs_conf_check_ldapi(cfg, l, group, error);
+		g_free(group);
+	}
+	return ok;
+}
+
 bool kfs_config_check_host(const struct kfs_config *cfg, GError **error)
 {
 	return kfs_conf_check_volumes(cfg, error) &&
 	       kfs_conf_check_copy_paths(cfg, error) &&
-	       kfs_conf_check_state_dir(cfg, error);
+	       kfs_conf_check_state_dir(cfg, error) &&
+	       kfs_conf_check_servers(cfg, error);
 }

@@ -44,17 +44,19 @@ enum kfs_mysql_lock {
 
 /* [mysql]: the lock held while every volume is snapshotted. */
 struct kfs_mysql_conf {
-	char *socket;           /* NULL: use host/port */
-	char *host;             /* NULL with socket; default 127.0.0.1 otherwise */
-	unsigned int port;      /* default 3306 */
+	char *socket;           /* absolute; NULL: host/port or the default */
+	char *host;             /* NULL with socket, and when neither is given:
+				 * then libmysqlclient's default applies (the
+				 * local socket it was built with) */
+	unsigned int port;      /* default 3306; only given with host */
 	char *user;             /* default root */
-	char *password_file;    /* NULL: no password */
+	char *password_file;    /* absolute; NULL: no password */
 	enum kfs_mysql_lock lock;
 	unsigned int lock_wait_timeout; /* seconds, 1..3600, default 30 */
 	bool require_complete;  /* default true: refuse a set whose datadir,
 				 * binlog or InnoDB logs lie outside the volumes */
 	int line;               /* of the [mysql] header */
-	int password_file_line;
+	int password_file_line; /* 0 without password_file */
 };
 
 enum kfs_ldap_mode {
@@ -65,16 +67,27 @@ enum kfs_ldap_mode {
 /* [ldap:NAME]: one directory server, exported to LDIF with every set. */
 struct kfs_ldap_conf {
 	char *name;
-	char *uri;              /* ldap://, ldaps:// or ldapi:// */
-	char *bind_dn;          /* NULL: anonymous (search mode), SASL EXTERNAL over ldapi:// */
-	char *password_file;    /* NULL: none */
+	char *uri;              /* ldap://, ldaps:// or ldapi://; one, no DN */
+	char *ldapi_path;       /* ldapi://: the socket path, %-decoded; NULL:
+				 * not ldapi, or libldap's default socket */
+	/*
+	 * bind_dn and password_file: simple bind.  Neither: anonymous
+	 * (search mode only), SASL EXTERNAL over ldapi://.  bind_dn alone
+	 * (ldapi:// only): SASL EXTERNAL, and bind_dn is the identity the
+	 * server must map kolabfs to (check it with Who am I?).
+	 */
+	char *bind_dn;
+	char *password_file;    /* absolute; NULL: none (then bind_dn too,
+				 * except over ldapi://) */
 	enum kfs_ldap_mode mode;
-	char **bases;           /* search mode; NULL: namingContexts of the root DSE */
+	char **bases;           /* search mode; NULL: namingContexts of the root
+				 * DSE; always NULL in task mode */
 	bool starttls;          /* ldap:// only: StartTLS, required to succeed */
 	unsigned int timeout;   /* seconds for every network wait, default 30 */
-	unsigned int ino_space;
+	unsigned int ino_space; /* kfs_ino_space_of("ldap", name) */
 	int line;
-	int password_file_line;
+	int uri_line;
+	int password_file_line; /* 0 without password_file */
 };
 
 struct kfs_config {
@@ -101,7 +114,8 @@ struct kfs_config *kfs_config_load(const char *file, GError **error);
 /*
  * Check the configuration against the machine: every btrfs path is a
  * subvolume, no two volumes share an origin, the state_dir parent exists,
- * every copy path exists.  Creates nothing.
+ * every copy path exists, every password_file passes kfs_secret_read(),
+ * every ldapi:// socket exists.  Creates nothing, contacts no server.
  */
 bool kfs_config_check_host(const struct kfs_config *cfg, GError **error);
 
@@ -111,7 +125,8 @@ void kfs_config_destroy(struct kfs_config *cfg);
  * not "." or "..", no leading '.', no control characters, <= 255 bytes. */
 bool kfs_name_is_safe(const char *name);
 
-/* The 16-bit inode-number space of "volume:NAME" / "copy:NAME". */
+/* The 16-bit inode-number space of "volume:NAME", "ldap:NAME" or
+ * "copy:NAME". */
 unsigned int kfs_ino_space_of(const char *kind, const char *name);
 
 #define KFS_CONFIG_ERROR (kfs_config_error_quark())

@@ -3,7 +3,11 @@
 #include "autoconf.h"
 
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <linux/magic.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -36,9 +40,20 @@ static void conf_file_write(struct conf_file *f, const char *text, gssize len)
 	g_assert_no_error(error);
 }
 
+/* Removes the directory and every file a test left in it. */
 static void conf_file_clear(struct conf_file *f)
 {
-	g_unlink(f->path);
+	GDir *d = g_dir_open(f->dir, 0, NULL);
+	const char *name;
+
+	g_assert_nonnull(d);
+	while ((name = g_dir_read_name(d))) {
+		char *path = g_build_filename(f->dir, name, NULL);
+
+		g_assert_cmpint(g_unlink(path), ==, 0);
+		g_free(path);
+	}
+	g_dir_close(d);
 	g_assert_cmpint(g_rmdir(f->dir), ==, 0);
 	g_free(f->path);
 	g_free(f->dir);
@@ -206,6 +221,213 @@ static void test_defaults(void)
 	kfs_config_destroy(cfg);
 }
 
+static const char mysql_config[] =
+	VOL
+	"[mysql]\n"
+	"socket = /run/mysqld/../mysqld/mysqld.sock\n"
+	"user = backup\n"
+	"password_file = /etc/kolabfs//mysql.pw\n"
+	"lock = backup-stage\n"
+	"lock_wait_timeout = 5\n"
+	"require_complete = false\n";
+
+static void test_mysql(void)
+{
+	static const struct {
+		const char *text;
+		enum kfs_mysql_lock lock;
+	} locks[] = {
+		{ "ftwrl", KFS_MYSQL_LOCK_FTWRL },
+		{ "backup-stage", KFS_MYSQL_LOCK_BACKUP_STAGE },
+		{ "replica", KFS_MYSQL_LOCK_REPLICA },
+		{ "none", KFS_MYSQL_LOCK_NONE },
+	};
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(mysql_config, -1, &error);
+	const struct kfs_mysql_conf *m;
+	size_t i;
+
+	g_assert_no_error(error);
+	m = cfg->mysql;
+	g_assert_nonnull(m);
+	g_assert_cmpstr(m->socket, ==, "/run/mysqld/mysqld.sock");
+	g_assert_null(m->host);
+	g_assert_cmpstr(m->user, ==, "backup");
+	g_assert_cmpstr(m->password_file, ==, "/etc/kolabfs/mysql.pw");
+	g_assert_cmpint(m->password_file_line, ==, 7);
+	g_assert_cmpint(m->lock, ==, KFS_MYSQL_LOCK_BACKUP_STAGE);
+	g_assert_cmpuint(m->lock_wait_timeout, ==, 5);
+	g_assert_false(m->require_complete);
+	g_assert_cmpint(m->line, ==, 4);
+	kfs_config_destroy(cfg);
+
+	/* host and port; the limits of the numbers; booleans. */
+	cfg = load_text(VOL "[mysql]\nhost = db1.example.org\nport = 65535\n"
+			"lock_wait_timeout = 3600\nrequire_complete = 1\n", -1,
+			&error);
+	g_assert_no_error(error);
+	g_assert_null(cfg->mysql->socket);
+	g_assert_cmpstr(cfg->mysql->host, ==, "db1.example.org");
+	g_assert_cmpuint(cfg->mysql->port, ==, 65535);
+	g_assert_cmpuint(cfg->mysql->lock_wait_timeout, ==, 3600);
+	g_assert_true(cfg->mysql->require_complete);
+	kfs_config_destroy(cfg);
+
+	cfg = load_text(VOL "[mysql]\nhost = ::1\nlock_wait_timeout = 1\n",
+			-1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->mysql->host, ==, "::1");
+	g_assert_cmpuint(cfg->mysql->port, ==, 3306);
+	g_assert_cmpuint(cfg->mysql->lock_wait_timeout, ==, 1);
+	kfs_config_destroy(cfg);
+
+	for (i = 0; i < G_N_ELEMENTS(locks); i++) {
+		char *text = g_strdup_printf(VOL "[mysql]\nlock = %s\n",
+					     locks[i].text);
+
+		cfg = load_text(text, -1, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(cfg->mysql->lock, ==, locks[i].lock);
+		kfs_config_destroy(cfg);
+		g_free(text);
+	}
+}
+
+static void test_mysql_defaults(void)
+{
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(VOL "\n[mysql]\n", -1, &error);
+	const struct kfs_mysql_conf *m;
+
+	g_assert_no_error(error);
+	m = cfg->mysql;
+	g_assert_nonnull(m);
+	/* Neither socket nor host: libmysqlclient's default socket. */
+	g_assert_null(m->socket);
+	g_assert_null(m->host);
+	g_assert_cmpuint(m->port, ==, 3306);
+	g_assert_cmpstr(m->user, ==, "root");
+	g_assert_null(m->password_file);
+	g_assert_cmpint(m->password_file_line, ==, 0);
+	g_assert_cmpint(m->lock, ==, KFS_MYSQL_LOCK_FTWRL);
+	g_assert_cmpuint(m->lock_wait_timeout, ==, 30);
+	g_assert_true(m->require_complete);
+	g_assert_cmpint(m->line, ==, 5);
+	kfs_config_destroy(cfg);
+
+	/* No [mysql]: no lock. */
+	cfg = load_text(VOL, -1, &error);
+	g_assert_no_error(error);
+	g_assert_null(cfg->mysql);
+	g_assert_cmpuint(cfg->n_ldaps, ==, 0);
+	kfs_config_destroy(cfg);
+}
+
+static const char ldap_config[] =
+	"[ldap:ds]\n"
+	"uri = ldap://ds.example.org:389/\n"
+	"bind_dn = cn=Directory Manager\n"
+	"password_file = /etc/kolabfs/ldap.pw\n"
+	"mode = search\n"
+	"bases = dc=example,dc=org; o=ipaca\n"
+	"starttls = true\n"
+	"timeout = 120\n"
+	"\n"
+	"[ldap:local]\n"
+	"uri = LDAPI://%2Frun%2Fslapd-kolab.socket\n"
+	"\n"
+	"[ldap:openldap]\n"
+	"uri = ldaps://ldap.example.org\n"
+	"mode = search\n"
+	"bases =\n";
+
+static void test_ldap(void)
+{
+	const char *const bases[] = { "dc=example,dc=org", "o=ipaca", NULL };
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(ldap_config, -1, &error);
+	const struct kfs_ldap_conf *l;
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(cfg->n_ldaps, ==, 3);
+	g_assert_cmpuint(cfg->n_volumes + cfg->n_copies, ==, 0);
+
+	l = &cfg->ldaps[0];
+	g_assert_cmpstr(l->name, ==, "ds");
+	g_assert_cmpstr(l->uri, ==, "ldap://ds.example.org:389/");
+	g_assert_null(l->ldapi_path);
+	g_assert_cmpstr(l->bind_dn, ==, "cn=Directory Manager");
+	g_assert_cmpstr(l->password_file, ==, "/etc/kolabfs/ldap.pw");
+	g_assert_cmpint(l->password_file_line, ==, 4);
+	g_assert_cmpint(l->mode, ==, KFS_LDAP_SEARCH);
+	g_assert_true(g_strv_equal((const char *const *)l->bases, bases));
+	g_assert_true(l->starttls);
+	g_assert_cmpuint(l->timeout, ==, 120);
+	g_assert_cmpuint(l->ino_space, ==, kfs_ino_space_of("ldap", "ds"));
+	g_assert_cmpint(l->line, ==, 1);
+	g_assert_cmpint(l->uri_line, ==, 2);
+
+	/* SASL EXTERNAL over a %-encoded socket; the defaults. */
+	l = &cfg->ldaps[1];
+	g_assert_cmpstr(l->name, ==, "local");
+	g_assert_cmpstr(l->ldapi_path, ==, "/run/slapd-kolab.socket");
+	g_assert_null(l->bind_dn);
+	g_assert_null(l->password_file);
+	g_assert_cmpint(l->password_file_line, ==, 0);
+	g_assert_cmpint(l->mode, ==, KFS_LDAP_TASK);
+	g_assert_null(l->bases);
+	g_assert_false(l->starttls);
+	g_assert_cmpuint(l->timeout, ==, 30);
+	g_assert_cmpuint(l->ino_space, ==, kfs_ino_space_of("ldap", "local"));
+	g_assert_cmpint(l->line, ==, 10);
+
+	/* Anonymous search; "bases =" is the root DSE's namingContexts. */
+	l = &cfg->ldaps[2];
+	g_assert_cmpint(l->mode, ==, KFS_LDAP_SEARCH);
+	g_assert_null(l->bases);
+	g_assert_null(l->bind_dn);
+	kfs_config_destroy(cfg);
+}
+
+static void test_ldap_bind(void)
+{
+	GError *error = NULL;
+	struct kfs_config *cfg;
+
+	/* ldapi:// with bind_dn alone: SASL EXTERNAL, expected identity. */
+	cfg = load_text("[ldap:ds]\nuri = ldapi://\n"
+			"bind_dn = cn=Directory Manager\n", -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->ldaps[0].bind_dn, ==, "cn=Directory Manager");
+	g_assert_null(cfg->ldaps[0].password_file);
+	g_assert_null(cfg->ldaps[0].ldapi_path);
+	kfs_config_destroy(cfg);
+
+	/* ldapi:// with a simple bind, task mode. */
+	cfg = load_text("[ldap:ds]\nuri = ldapi://%2Ftmp%2Fx\nmode = task\n"
+			"bind_dn = cn=x\npassword_file = /etc/x.pw\n", -1,
+			&error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->ldaps[0].ldapi_path, ==, "/tmp/x");
+	g_assert_cmpstr(cfg->ldaps[0].password_file, ==, "/etc/x.pw");
+	kfs_config_destroy(cfg);
+
+	/* Task mode over TCP with a simple bind. */
+	cfg = load_text("[ldap:ds]\nuri = ldaps://ds\n"
+			"bind_dn = cn=x\npassword_file = /etc/x.pw\n", -1,
+			&error);
+	g_assert_no_error(error);
+	g_assert_cmpint(cfg->ldaps[0].mode, ==, KFS_LDAP_TASK);
+	kfs_config_destroy(cfg);
+
+	/* Anonymous search over ldap://, StartTLS off explicitly. */
+	cfg = load_text("[ldap:ds]\nuri = ldap://\nmode = search\n"
+			"starttls = false\n", -1, &error);
+	g_assert_no_error(error);
+	g_assert_false(cfg->ldaps[0].starttls);
+	kfs_config_destroy(cfg);
+}
+
 /* The contract's own example, with its inline comments. */
 static const char contract_config[] =
 	"[kolabfs]\n"
@@ -300,12 +522,13 @@ static const struct error_case error_cases[] = {
 	  "cannot be interpreted" },
 	/* Groups */
 	{ "group/unknown", COPY "[volumes:x]\n", 3, "volumes:x", NULL,
-	  "unknown group, expected [kolabfs], [volume:NAME] or [copy:NAME]" },
-	{ "group/mysql", COPY "[mysql]\nsocket = /run/mysqld/mysqld.sock\n",
-	  3, "mysql", NULL,
-	  "is not yet supported in this version of kolabfs" },
-	{ "group/ldap", COPY "[ldap:ds]\nuri = ldapi://\n", 3, "ldap:ds",
-	  NULL, "is not yet supported in this version of kolabfs" },
+	  "unknown group, expected [kolabfs], [mysql], [volume:NAME], [ldap:NAME] or [copy:NAME]" },
+	{ "group/mysql-name", VOL "[mysql:db]\n", 4, "mysql:db", NULL,
+	  "unknown group" },
+	{ "group/ldap-no-name", COPY "[ldap]\nuri = ldapi://\n", 3, "ldap",
+	  NULL, "unknown group" },
+	{ "group/mysql-twice", VOL "[mysql]\n[mysql]\n", 5, "mysql", NULL,
+	  "duplicate group, first at line 4" },
 	{ "group/nothing", "# empty\n[kolabfs]\nstate_dir = /var/lib/k\n", 0,
 	  NULL, NULL, "nothing to back up" },
 	{ "group/nothing-empty-file", "", 0, NULL, NULL,
@@ -330,6 +553,14 @@ static const struct error_case error_cases[] = {
 	  "copy:MANIFEST.json", NULL, "expected a NAME" },
 	{ "name/shared", VOL "[copy:v]\npaths = /etc\n", 4, "copy:v", NULL,
 	  "NAME \"v\" is already used by [volume:v] at line 1" },
+	{ "name/volume-ldap", VOL "[ldap:v]\nuri = ldapi://\n", 4, "ldap:v",
+	  NULL, "NAME \"v\" is already used by [volume:v] at line 1 (volumes, LDAP exports and copies share" },
+	{ "name/ldap-copy", "[ldap:ds]\nuri = ldapi://\n[copy:ds]\npaths = /etc\n",
+	  3, "copy:ds", NULL, "NAME \"ds\" is already used by [ldap:ds] at line 1" },
+	{ "name/ldap-dot", "[ldap:.ds]\nuri = ldapi://\n", 1, "ldap:.ds",
+	  NULL, "expected a NAME" },
+	{ "name/ldap-manifest", "[ldap:MANIFEST.json]\nuri = ldapi://\n", 1,
+	  "ldap:MANIFEST.json", NULL, "expected a NAME" },
 	{ "name/ino-space",
 	  "[volume:n163]\nbackend = btrfs\npath = /a\n"
 	  "[volume:n278]\nbackend = btrfs\npath = /b\n", 4, "volume:n278",
@@ -400,6 +631,143 @@ static const struct error_case error_cases[] = {
 	{ "paths/inside-state_dir",
 	  "[copy:d]\npaths = /srv/st/sets\n[kolabfs]\nstate_dir = /srv/st\n",
 	  2, "copy:d", "paths", "overlaps state_dir /srv/st" },
+	/* [mysql] (VOL first: the lock needs a volume; [mysql] is line 4) */
+	{ "mysql/no-volume", COPY "[mysql]\n", 3, "mysql", NULL,
+	  "there is no [volume:NAME]" },
+	{ "mysql/unknown-key", VOL "[mysql]\npassword = x\n", 5, "mysql",
+	  "password", "unknown key, expected one of socket, host, port, user, password_file, lock, lock_wait_timeout, require_complete" },
+	{ "mysql/socket-host",
+	  VOL "[mysql]\nsocket = /run/mysqld/mysqld.sock\nuser = backup\nhost = db1\n",
+	  7, "mysql", "host",
+	  "socket (line 5) and host (line 7) exclude each other" },
+	{ "mysql/host-socket", VOL "[mysql]\nhost = db1\nsocket = /run/m.sock\n",
+	  5, "mysql", "host",
+	  "socket (line 6) and host (line 5) exclude each other" },
+	{ "mysql/socket-relative", VOL "[mysql]\nsocket = mysqld.sock\n", 5,
+	  "mysql", "socket", "expected an absolute path, got \"mysqld.sock\"" },
+	{ "mysql/socket-empty", VOL "[mysql]\nsocket =\n", 5, "mysql",
+	  "socket", "expected a non-empty value" },
+	{ "mysql/host-path", VOL "[mysql]\nhost = /run/mysqld/mysqld.sock\n", 5,
+	  "mysql", "host", "a Unix socket is given as socket =" },
+	{ "mysql/host-space", VOL "[mysql]\nhost = db1 db2\n", 5, "mysql",
+	  "host", "expected a host name or IP address, got \"db1 db2\"" },
+	{ "mysql/port-alone", VOL "[mysql]\nport = 3307\n", 5, "mysql", "port",
+	  "only valid with host = (without host" },
+	{ "mysql/port-socket", VOL "[mysql]\nsocket = /run/m.sock\nport = 3307\n",
+	  6, "mysql", "port",
+	  "only valid with host = (this section connects through socket =)" },
+	{ "mysql/port-zero", VOL "[mysql]\nhost = db1\nport = 0\n", 6, "mysql",
+	  "port", "expected a port number from 1 to 65535, got \"0\"" },
+	{ "mysql/port-big", VOL "[mysql]\nhost = db1\nport = 65536\n", 6,
+	  "mysql", "port", "expected a port number from 1 to 65535" },
+	{ "mysql/port-name", VOL "[mysql]\nhost = db1\nport = mysql\n", 6,
+	  "mysql", "port", "got \"mysql\"" },
+	{ "mysql/user-empty", VOL "[mysql]\nuser =\n", 5, "mysql", "user",
+	  "expected a non-empty value" },
+	{ "mysql/password_file-relative", VOL "[mysql]\npassword_file = mysql.pw\n",
+	  5, "mysql", "password_file",
+	  "expected an absolute path, got \"mysql.pw\"" },
+	{ "mysql/lock", VOL "[mysql]\nlock = FTWRL\n", 5, "mysql", "lock",
+	  "expected one of ftwrl, backup-stage, replica, none, got \"FTWRL\"" },
+	{ "mysql/lock-empty", VOL "[mysql]\nlock =\n", 5, "mysql", "lock",
+	  "expected a non-empty value (ftwrl, backup-stage, replica, none)" },
+	{ "mysql/lock_wait_timeout-zero", VOL "[mysql]\nlock_wait_timeout = 0\n",
+	  5, "mysql", "lock_wait_timeout",
+	  "expected a whole number of seconds from 1 to 3600, got \"0\"" },
+	{ "mysql/lock_wait_timeout-big",
+	  VOL "[mysql]\nlock_wait_timeout = 3601\n", 5, "mysql",
+	  "lock_wait_timeout", "from 1 to 3600, got \"3601\"" },
+	{ "mysql/lock_wait_timeout-negative",
+	  VOL "[mysql]\nlock_wait_timeout = -1\n", 5, "mysql",
+	  "lock_wait_timeout", "from 1 to 3600, got \"-1\"" },
+	{ "mysql/lock_wait_timeout-unit",
+	  VOL "[mysql]\nlock_wait_timeout = 30s\n", 5, "mysql",
+	  "lock_wait_timeout", "from 1 to 3600, got \"30s\"" },
+	{ "mysql/require_complete", VOL "[mysql]\nrequire_complete = maybe\n",
+	  5, "mysql", "require_complete",
+	  "expected true or false, got \"maybe\"" },
+	/* [ldap:NAME] */
+	{ "ldap/unknown-key", "[ldap:ds]\nuri = ldapi://\nbase = o=x\n", 3,
+	  "ldap:ds", "base",
+	  "unknown key, expected one of uri, bind_dn, password_file, mode, bases, starttls, timeout" },
+	{ "ldap/uri-missing", "[ldap:ds]\nmode = search\n", 1, "ldap:ds", "uri",
+	  "missing, expected an ldap://, ldaps:// or ldapi:// URI" },
+	{ "ldap/uri-scheme", "[ldap:ds]\nuri = http://127.0.0.1/\n", 2,
+	  "ldap:ds", "uri",
+	  "expected an ldap://, ldaps:// or ldapi:// URI, got \"http://127.0.0.1/\"" },
+	{ "ldap/uri-no-scheme", "[ldap:ds]\nuri = 127.0.0.1:389\n", 2,
+	  "ldap:ds", "uri", "expected an ldap://, ldaps:// or ldapi:// URI" },
+	{ "ldap/uri-cldap", "[ldap:ds]\nuri = cldap://127.0.0.1\n", 2,
+	  "ldap:ds", "uri", "expected an ldap://, ldaps:// or ldapi:// URI" },
+	{ "ldap/uri-list", "[ldap:ds]\nuri = ldap://a ldap://b\n", 2,
+	  "ldap:ds", "uri", "expected one URI (no spaces or commas)" },
+	{ "ldap/uri-list-comma", "[ldap:ds]\nuri = ldap://a,ldap://b\n", 2,
+	  "ldap:ds", "uri", "expected one URI (no spaces or commas)" },
+	{ "ldap/uri-dn", "[ldap:ds]\nuri = ldap://a/dc=example,dc=org\n", 2,
+	  "ldap:ds", "uri",
+	  "expected nothing after the host and port, got \"/dc=example,dc=org\"" },
+	{ "ldap/uri-search", "[ldap:ds]\nuri = ldap://a:389/?cn\n", 2,
+	  "ldap:ds", "uri",
+	  "expected nothing after the host and port, got \"/?cn\" (search bases are given as bases =)" },
+	{ "ldap/ldapi-slash", "[ldap:ds]\nuri = ldapi:///run/slapd.sock\n", 2,
+	  "ldap:ds", "uri",
+	  "expected nothing after the socket path, got \"/run/slapd.sock\" (a '/' in the path is written %2F" },
+	{ "ldap/ldapi-relative", "[ldap:ds]\nuri = ldapi://slapd.sock\n", 2,
+	  "ldap:ds", "uri",
+	  "expected the absolute path of the socket, %-encoded as in ldapi://%2Frun%2Fslapd-kolab.socket, got \"ldapi://slapd.sock\"" },
+	{ "ldap/ldapi-nul", "[ldap:ds]\nuri = ldapi://%2Fa%00b\n", 2,
+	  "ldap:ds", "uri", "expected the absolute path of the socket" },
+	{ "ldap/mode", "[ldap:ds]\nuri = ldapi://\nmode = export\n", 3,
+	  "ldap:ds", "mode", "expected one of task, search, got \"export\"" },
+	{ "ldap/bases-task", "[ldap:ds]\nuri = ldapi://\nbases = dc=example,dc=org\n",
+	  3, "ldap:ds", "bases",
+	  "only valid with mode = search (mode = task exports every backend" },
+	{ "ldap/bases-task-explicit",
+	  "[ldap:ds]\nuri = ldapi://\nmode = task\nbases =\n", 4, "ldap:ds",
+	  "bases", "only valid with mode = search" },
+	{ "ldap/bases-not-dn",
+	  "[ldap:ds]\nuri = ldapi://\nmode = search\nbases = dc=a;example\n",
+	  4, "ldap:ds", "bases",
+	  "expected a ;-separated list of DNs such as dc=example,dc=org, got \"example\"" },
+	{ "ldap/bases-twice",
+	  "[ldap:ds]\nuri = ldapi://\nmode = search\nbases = dc=a; o=b ;DC=A\n",
+	  4, "ldap:ds", "bases", "\"DC=A\" is listed twice" },
+	{ "ldap/bases-empty-element",
+	  "[ldap:ds]\nuri = ldapi://\nmode = search\nbases = dc=a;;o=b\n", 4,
+	  "ldap:ds", "bases", "got an empty element" },
+	{ "ldap/starttls-ldaps",
+	  "[ldap:ds]\nuri = ldaps://ds.example.org\nmode = search\nstarttls = true\n",
+	  4, "ldap:ds", "starttls",
+	  "only valid with an ldap:// uri (ldaps:// is TLS from the start)" },
+	{ "ldap/starttls-ldapi", "[ldap:ds]\nuri = ldapi://\nstarttls = true\n",
+	  3, "ldap:ds", "starttls",
+	  "only valid with an ldap:// uri (ldapi:// is a local socket)" },
+	{ "ldap/starttls-value",
+	  "[ldap:ds]\nuri = ldap://a\nmode = search\nstarttls = on\n", 4,
+	  "ldap:ds", "starttls", "expected true or false, got \"on\"" },
+	{ "ldap/timeout-zero", "[ldap:ds]\nuri = ldapi://\ntimeout = 0\n", 3,
+	  "ldap:ds", "timeout",
+	  "expected a whole number of seconds from 1 to 3600, got \"0\"" },
+	{ "ldap/timeout-big", "[ldap:ds]\nuri = ldapi://\ntimeout = 86400\n", 3,
+	  "ldap:ds", "timeout", "from 1 to 3600, got \"86400\"" },
+	{ "ldap/password_file-alone",
+	  "[ldap:ds]\nuri = ldapi://\npassword_file = /etc/kolabfs/ldap.pw\n",
+	  3, "ldap:ds", "password_file",
+	  "needs bind_dn =, the DN this password is for" },
+	{ "ldap/password_file-relative",
+	  "[ldap:ds]\nuri = ldapi://\nbind_dn = cn=x\npassword_file = ldap.pw\n",
+	  4, "ldap:ds", "password_file",
+	  "expected an absolute path, got \"ldap.pw\"" },
+	{ "ldap/bind_dn-alone",
+	  "[ldap:ds]\nuri = ldap://127.0.0.1\nbind_dn = cn=Directory Manager\n",
+	  3, "ldap:ds", "bind_dn",
+	  "needs password_file = for a simple bind (only ldapi:// binds without a password" },
+	{ "ldap/bind_dn-not-dn",
+	  "[ldap:ds]\nuri = ldapi://\nbind_dn = admin\n", 3, "ldap:ds",
+	  "bind_dn", "expected a DN such as cn=Directory Manager, got \"admin\"" },
+	{ "ldap/task-anonymous", "[ldap:ds]\nuri = ldap://127.0.0.1\n", 1,
+	  "ldap:ds", "bind_dn",
+	  "missing, mode = task needs bind_dn and password_file" },
 };
 
 static void test_error(gconstpointer data)
@@ -650,6 +1018,197 @@ static void test_host_no_copy_path(void)
 }
 #pragma GCC diagnostic pop
 
+/* Write TEXT into F's directory as NAME with MODE; the path. */
+static char *conf_file_add(struct conf_file *f, const char *name,
+			   const char *text, mode_t mode)
+{
+	char *path = g_build_filename(f->dir, name, NULL);
+	GError *error = NULL;
+
+	g_file_set_contents(path, text, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(chmod(path, mode), ==, 0);
+	return path;
+}
+
+/* Load TEXT (already formatted) and check it against the host. */
+static bool check_host_conf(struct conf_file *f, char *text, GError **error)
+{
+	struct kfs_config *cfg;
+	GError *local = NULL;
+	bool ok;
+
+	conf_file_write(f, text, -1);
+	g_free(text);
+	cfg = kfs_config_load(f->path, &local);
+	g_assert_no_error(local);
+	ok = kfs_config_check_host(cfg, error);
+	kfs_config_destroy(cfg);
+	return ok;
+}
+
+/* A listening-less Unix socket at F's NAME; its ldapi:// URI, or NULL
+ * when the path does not fit into sun_path. */
+static char *conf_file_socket(struct conf_file *f, const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *path = g_build_filename(f->dir, name, NULL);
+	char *uri = NULL, *esc;
+	int fd;
+
+	if (strlen(path) < sizeof(sa.sun_path)) {
+		strcpy(sa.sun_path, path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		g_assert_cmpint(fd, >=, 0);
+		g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)),
+				==, 0);
+		close(fd);
+		esc = g_uri_escape_string(path, NULL, FALSE);
+		uri = g_strconcat("ldapi://", esc, NULL);
+		g_free(esc);
+	}
+	g_free(path);
+	return uri;
+}
+
+static void test_host_servers_ok(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *ldap_pw, *uri;
+
+	conf_file_init(&f);
+	uri = conf_file_socket(&f, "ldapi");
+	if (!uri) {
+		g_test_skip("the temporary directory's path is too long for a socket");
+		conf_file_clear(&f);
+		return;
+	}
+	ldap_pw = conf_file_add(&f, "ldap.pw", "s3cr3t", 0400);
+	g_assert_true(check_host_conf(&f, g_strdup_printf(
+		"[kolabfs]\nstate_dir = %s/state\n"
+		"[copy:c]\npaths = /etc\n"
+		"[ldap:ds]\nuri = %s\nbind_dn = cn=x\npassword_file = %s\n"
+		"[ldap:anon]\nuri = ldap://127.0.0.1\nmode = search\n",
+		f.dir, uri, ldap_pw), &error));
+	g_assert_no_error(error);
+	g_free(uri);
+	g_free(ldap_pw);
+	conf_file_clear(&f);
+}
+
+/* The message of a refused password file names the config's file and
+ * line, the group and password_file, and never the password. */
+static void test_host_password_file(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *pw, *what;
+
+	conf_file_init(&f);
+	pw = conf_file_add(&f, "ldap.pw", "s3cr3t\n", 0644);
+	g_assert_false(check_host_conf(&f, g_strdup_printf(
+		"[kolabfs]\nstate_dir = %s/state\n"
+		"[ldap:ds]\nuri = ldapi://\nbind_dn = cn=x\n\n"
+		"password_file = %s\n", f.dir, pw), &error));
+	what = g_strdup_printf("%s has mode 0644: its group or others may read or change it; expected no access for them (chmod 600 %s)",
+			       pw, pw);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 7, "ldap:ds",
+		     "password_file", what);
+	g_assert_null(strstr(error->message, "s3cr3t"));
+	g_clear_error(&error);
+	g_free(what);
+
+	/* Missing, then empty. */
+	g_assert_cmpint(g_unlink(pw), ==, 0);
+	g_assert_false(check_host_conf(&f, g_strdup_printf(
+		"[ldap:ds]\nuri = ldapi://\nbind_dn = cn=x\n"
+		"password_file = %s\n", pw), &error));
+	what = g_strdup_printf("%s does not exist", pw);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 4, "ldap:ds",
+		     "password_file", what);
+	g_clear_error(&error);
+	g_free(what);
+	g_free(pw);
+
+	pw = conf_file_add(&f, "ldap.pw", "\n", 0600);
+	g_assert_false(check_host_conf(&f, g_strdup_printf(
+		"[ldap:ds]\nuri = ldapi://\nbind_dn = cn=x\n"
+		"password_file = %s\n", pw), &error));
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 4, "ldap:ds",
+		     "password_file", "is empty");
+	g_clear_error(&error);
+	g_free(pw);
+	conf_file_clear(&f);
+}
+
+/* [mysql] needs a volume to load, and kfs_config_check_host() checks
+ * volumes (btrfs subvolumes) first: hide the volume from it. */
+static void test_host_mysql_password_file(void)
+{
+	struct conf_file f;
+	struct kfs_config *cfg;
+	GError *error = NULL;
+	char *pw, *text, *what;
+
+	conf_file_init(&f);
+	pw = conf_file_add(&f, "mysql.pw", "s3cr3t", 0604);
+	text = g_strdup_printf(VOL "[mysql]\nuser = root\npassword_file = %s\n",
+			       pw);
+	conf_file_write(&f, text, -1);
+	g_free(text);
+	cfg = kfs_config_load(f.path, &error);
+	g_assert_no_error(error);
+	/* Without the volume the host check reaches [mysql]. */
+	cfg->n_volumes = 0;
+	g_assert_false(kfs_config_check_host(cfg, &error));
+	cfg->n_volumes = 1;
+	what = g_strdup_printf("%s has mode 0604", pw);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 6, "mysql", "password_file",
+		     what);
+	g_assert_null(strstr(error->message, "s3cr3t"));
+	g_clear_error(&error);
+	g_free(what);
+
+	g_assert_cmpint(chmod(pw, 0600), ==, 0);
+	cfg->n_volumes = 0;
+	g_assert_true(kfs_config_check_host(cfg, &error));
+	cfg->n_volumes = 1;
+	g_assert_no_error(error);
+	kfs_config_destroy(cfg);
+	g_free(pw);
+	conf_file_clear(&f);
+}
+
+static void test_host_ldapi(void)
+{
+	struct conf_file f;
+	GError *error = NULL;
+	char *path, *esc, *what;
+
+	conf_file_init(&f);
+	path = g_build_filename(f.dir, "ldapi", NULL);
+	esc = g_uri_escape_string(path, NULL, FALSE);
+	g_assert_false(check_host_conf(&f, g_strdup_printf(
+		"[ldap:ds]\nuri = ldapi://%s\n", esc), &error));
+	what = g_strdup_printf("socket %s does not exist (is the directory server running?)",
+			       path);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 2, "ldap:ds", "uri", what);
+	g_clear_error(&error);
+	g_free(what);
+
+	g_free(conf_file_add(&f, "ldapi", "", 0600));
+	g_assert_false(check_host_conf(&f, g_strdup_printf(
+		"[ldap:ds]\n\nuri = ldapi://%s\n", esc), &error));
+	what = g_strdup_printf("%s is not a socket", path);
+	assert_names(error, KFS_CONFIG_ERROR_HOST, 3, "ldap:ds", "uri", what);
+	g_clear_error(&error);
+	g_free(what);
+	g_free(esc);
+	g_free(path);
+	conf_file_clear(&f);
+}
+
 int main(int argc, char **argv)
 {
 	size_t i;
@@ -659,6 +1218,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/defaults", test_defaults);
 	g_test_add_func("/config/inline-comments", test_inline_comments);
 	g_test_add_func("/config/crlf", test_crlf);
+	g_test_add_func("/config/mysql", test_mysql);
+	g_test_add_func("/config/mysql/defaults", test_mysql_defaults);
+	g_test_add_func("/config/ldap", test_ldap);
+	g_test_add_func("/config/ldap/bind", test_ldap_bind);
 	for (i = 0; i < G_N_ELEMENTS(error_cases); i++) {
 		char *path = g_strconcat("/config/error/", error_cases[i].name,
 					 NULL);
@@ -677,5 +1240,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/host/no-state-dir-parent",
 			test_host_no_state_dir_parent);
 	g_test_add_func("/config/host/no-copy-path", test_host_no_copy_path);
+	g_test_add_func("/config/host/servers-ok", test_host_servers_ok);
+	g_test_add_func("/config/host/password-file", test_host_password_file);
+	g_test_add_func("/config/host/mysql-password-file",
+			test_host_mysql_password_file);
+	g_test_add_func("/config/host/ldapi", test_host_ldapi);
 	return g_test_run();
 }
