@@ -110,6 +110,12 @@ static MYSQL *open_conn(struct kfs_mysql *m, const char *password, GError **erro
 	mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
 	mysql_options(my, MYSQL_READ_DEFAULT_GROUP, "kolabfs");
+	if (c->host) {
+		/* else libmysqlclient quietly turns "localhost" into the socket */
+		unsigned int tcp = MYSQL_PROTOCOL_TCP;
+
+		mysql_options(my, MYSQL_OPT_PROTOCOL, &tcp);
+	}
 	if (!mysql_real_connect(my, c->socket ? NULL : c->host, c->user, password, NULL,
 				c->port, c->socket, 0)) {
 		fail(m, my, error, "cannot connect");

@@ -45,6 +45,14 @@ static int stage_config(struct kfs_main *m)
 		kfs_config_destroy(m->cfg);
 		m->cfg = NULL;
 	}
+	if (m->cfg && m->cfg->n_ldaps) {
+		/* parsed, but the exporter is not wired in yet */
+		g_set_error(&error, KFS_CONFIG_ERROR, KFS_CONFIG_ERROR_INVALID,
+			    "%s:%d: [ldap:%s]: LDAP exports are not yet supported in this version",
+			    m->cfg->file, m->cfg->ldaps[0].line, m->cfg->ldaps[0].name);
+		kfs_config_destroy(m->cfg);
+		m->cfg = NULL;
+	}
 	if (!m->cfg) {
 		kfs_err("%s", error->message);
 		g_error_free(error);

@@ -83,8 +83,8 @@ class MariaDB:
             return "(no error log)"
 
     def connect(self, user="root", password="", **kw):
-        return pymysql.connect(unix_socket=self.socket, user=user, password=password,
-                               autocommit=True, **kw)
+        kw.setdefault("autocommit", True)
+        return pymysql.connect(unix_socket=self.socket, user=user, password=password, **kw)
 
     def sql(self, query, *args):
         """Run one statement; return all rows."""

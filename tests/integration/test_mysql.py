@@ -58,9 +58,10 @@ class Writers:
         self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(n)]
 
     def run(self, seed):
-        c = self.db.connect(autocommit=False)
+        c = None
         i = seed
         try:
+            c = self.db.connect(autocommit=False)
             with c.cursor() as cur:
                 while not self.stop_event.is_set():
                     i += 7
@@ -77,7 +78,8 @@ class Writers:
         except Exception as e:  # reported by stop()
             self.errors.append(repr(e))
         finally:
-            c.close()
+            if c:
+                c.close()
 
     def __enter__(self):
         for t in self.threads:
@@ -130,7 +132,7 @@ def restore_copy(work, k, set_name, name, restored_dbs, server_id=2, extra=()):
     """rsync the set's mysql volume out and start a mariadbd on the copy."""
     dst = os.path.join(work, "restore-" + name)
     kfs.rsync_copy(k.path("snapshots", set_name, "mysql"), dst)
-    db = MariaDB(os.path.join(dst, "data"), os.path.join(work, "run-" + name),
+    db = MariaDB(os.path.join(dst, "data"), os.path.join(work, "run-restore-" + name),
                  server_id=server_id, extra=extra)
     restored_dbs.append(db)
     db.start()
@@ -371,6 +373,7 @@ def test_replica_lock_records_master_position_and_restored_copy_rejoins(
     status.close()
     copy = restore_copy(work, k, "latest", "replica", restored_dbs, server_id=3,
                         extra=["--skip-slave-start"])
+    copy.sql("STOP SLAVE")
     copy.sql("RESET SLAVE ALL")
     copy.sql("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', "
              "MASTER_PASSWORD='replpw', MASTER_LOG_FILE='%s', MASTER_LOG_POS=%d, "
