@@ -74,6 +74,13 @@ static const char *server_name(const struct kfs_mysql *m)
 	return m->conf->socket ? m->conf->socket : m->conf->host ? m->conf->host : "localhost";
 }
 
+char *kfs_mysql_describe(const struct kfs_mysql *m)
+{
+	return g_strdup_printf("mysql: %s, server %s, lock = %s: privileges and file layout OK",
+			       server_name(m), m->pos.server_version,
+			       kfs_mysql_lock_name(m->conf->lock));
+}
+
 static bool fail(struct kfs_mysql *m, MYSQL *c, GError **error, const char *what)
 {
 	g_set_error(error, KFS_ERROR, EIO, "[mysql] %s: %s: %s (error %u)",
@@ -125,14 +132,28 @@ static MYSQL *open_conn(struct kfs_mysql *m, const char *password, GError **erro
 	return my;
 }
 
-struct kfs_mysql *kfs_mysql_connect(const struct kfs_mysql_conf *conf,
-				    char *const *origins, GError **error)
+/* The directories the volumes show: the datadir, binlog and InnoDB files
+ * must lie inside them for a copy to be restorable. */
+static char **volume_roots(const struct kfs_config *cfg)
 {
+	char **roots = g_new0(char *, cfg->n_volumes + 1);
+	size_t i;
+
+	for (i = 0; i < cfg->n_volumes; i++)
+		roots[i] = cfg->volumes[i].subdir
+			? g_build_filename(cfg->volumes[i].path, cfg->volumes[i].subdir, NULL)
+			: g_strdup(cfg->volumes[i].path);
+	return roots;
+}
+
+struct kfs_mysql *kfs_mysql_connect(const struct kfs_config *cfg, GError **error)
+{
+	const struct kfs_mysql_conf *conf = cfg->mysql;
 	struct kfs_mysql *m = g_new0(struct kfs_mysql, 1);
 	char *password = NULL;
 
 	m->conf = conf;
-	m->origins = g_strdupv((char **)origins);
+	m->origins = volume_roots(cfg);
 	if (conf->password_file) {
 		password = kfs_secret_read(conf->password_file, error);
 		if (!password)

@@ -31,13 +31,10 @@ struct kfs_mysql_position {
 };
 
 /*
- * Connect (password from password_file, never logged) and learn the
- * server family and version.  ORIGINS are the directories the volumes
- * snapshot (NULL-terminated): the datadir, binlog and InnoDB files must
- * lie inside them for the copy to be restorable.
+ * Connect to CFG's [mysql] server (password from password_file, never
+ * logged) and learn the server family and version.
  */
-struct kfs_mysql *kfs_mysql_connect(const struct kfs_mysql_conf *conf,
-				    char *const *origins, GError **error);
+struct kfs_mysql *kfs_mysql_connect(const struct kfs_config *cfg, GError **error);
 void kfs_mysql_destroy(struct kfs_mysql *m);
 
 /*
@@ -62,5 +59,8 @@ void kfs_mysql_position_free(struct kfs_mysql_position *pos);
 int kfs_mysql_errno(unsigned int error);
 
 const char *kfs_mysql_lock_name(enum kfs_mysql_lock lock);
+
+/* kolabfs --check: one line about the server and the lock mode. */
+char *kfs_mysql_describe(const struct kfs_mysql *m);
 
 #endif

@@ -305,19 +305,6 @@ static int open_volumes(struct kfs_set *set, GError **error)
 	return 0;
 }
 
-/* The directories the volumes show, where MySQL's files must be. */
-static char **volume_roots(const struct kfs_config *cfg)
-{
-	char **roots = g_new0(char *, cfg->n_volumes + 1);
-	size_t i;
-
-	for (i = 0; i < cfg->n_volumes; i++)
-		roots[i] = cfg->volumes[i].subdir
-			? g_build_filename(cfg->volumes[i].path, cfg->volumes[i].subdir, NULL)
-			: g_strdup(cfg->volumes[i].path);
-	return roots;
-}
-
 /*
  * Snapshot every volume inside one MySQL lock window, so the database and
  * the mail spool are from the same instant.  Connecting and checking
@@ -326,14 +313,12 @@ static char **volume_roots(const struct kfs_config *cfg)
 static int snapshot_in_window(const struct kfs_config *cfg, struct kfs_set *set,
 			      GError **error)
 {
-	g_auto(GStrv) roots = NULL;
 	struct kfs_mysql *my = NULL;
 	int ret;
 
 	if (!cfg->mysql || cfg->mysql->lock == KFS_MYSQL_LOCK_NONE)
 		return snapshot_volumes(set, error);
-	roots = volume_roots(cfg);
-	my = kfs_mysql_connect(cfg->mysql, roots, error);
+	my = kfs_mysql_connect(cfg, error);
 	if (!my)
 		return -EIO;
 	ret = -EIO;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../fs/fs.h"
+#include "../snap/mysql.h"
 #include "../snap/sets.h"
 #include "config.h"
 #include "log.h"
@@ -58,6 +59,32 @@ static int stage_config(struct kfs_main *m)
 		g_error_free(error);
 		return -1;
 	}
+	return 0;
+}
+
+/* --check reaches every server it would use, and takes nothing. */
+static int check_servers(const struct kfs_config *cfg)
+{
+	g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
+	g_autofree char *line = NULL;
+	struct kfs_mysql *my;
+	GError *error = NULL;
+	guint i;
+
+	if (!cfg->mysql || cfg->mysql->lock == KFS_MYSQL_LOCK_NONE)
+		return 0;
+	my = kfs_mysql_connect(cfg, &error);
+	if (!my || !kfs_mysql_check(my, warnings, &error)) {
+		kfs_err("%s", error->message);
+		g_error_free(error);
+		kfs_mysql_destroy(my);
+		return -1;
+	}
+	line = kfs_mysql_describe(my);
+	printf("%s\n", line);
+	for (i = 0; i < warnings->len; i++)
+		printf("warning: %s\n", (char *)g_ptr_array_index(warnings, i));
+	kfs_mysql_destroy(my);
 	return 0;
 }
 
@@ -177,7 +204,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (m.opts.check) {
 		print_check(m.cfg);
-		ret = 0;
+		ret = check_servers(m.cfg) == 0 ? 0 : 1;
 		goto out;
 	}
 	raise_fd_limit();

@@ -101,6 +101,24 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def process_report(pid):
+    """Where a process that does not exit is stuck: states, kernel stacks,
+    and its threads' backtraces."""
+    out = []
+    for task in sorted(os.listdir("/proc/%d/task" % pid)) if pid_alive(pid) else []:
+        base = "/proc/%d/task/%s/" % (pid, task)
+        for name in ("stat", "wchan", "stack"):
+            try:
+                with open(base + name) as f:
+                    out.append("%s %s: %s" % (task, name, f.read().strip()))
+            except OSError:
+                pass
+    p = subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex", "thread apply all bt"],
+                       capture_output=True, text=True, timeout=120)
+    out.append(p.stdout[-8000:])
+    return "\n".join(out)
+
+
 def procs_with_arg(arg):
     """Live pids whose command line has an argument equal to (or containing) arg."""
     res = []
@@ -726,7 +744,10 @@ class Kolabfs:
                 run(["umount", self.mp])
         wait_until(lambda: not is_mounted(self.mp), timeout, "%s to be unmounted" % self.mp)
         if pid:
-            wait_until(lambda: not pid_alive(pid), timeout, "kolabfs pid %d to exit" % pid)
+            try:
+                wait_until(lambda: not pid_alive(pid), timeout, "kolabfs pid %d to exit" % pid)
+            except AssertionError as e:
+                raise AssertionError("%s\n%s" % (e, process_report(pid)))
         self.pid = None
 
     def cleanup(self):

@@ -9,6 +9,15 @@ import pytest
 import kfs
 
 
+def _readable_file(work):
+    """A password file that is world-readable (mode 0644)."""
+    path = os.path.join(work, "readable.pw")
+    with open(path, "w") as f:
+        f.write("pw\n")
+    os.chmod(path, 0o644)
+    return path
+
+
 def _insert_after(text, anchor, new):
     lines = text.splitlines()
     i = lines.index(anchor)
@@ -40,8 +49,11 @@ BAD = {
         "state_dir = {work}/missing/state", [r"state_dir", r"{work}/missing"]),
     "lvm-backend": (lambda t, w, m: t + "[volume:db]\nbackend = lvm\nlv = vg0/lv_mysql\n"
                     "snapshot_size = 1G\n", "backend = lvm", [r"\blvm\b"]),
-    "mysql-section": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\nuser = root\n",
-                      "[mysql]", [r"\[mysql\]", r"group .?mysql\b"]),
+    "mysql-bad-lock": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\n"
+                       "lock = sometimes\n", "lock = sometimes", [r"\[mysql\]", r"\block\b"]),
+    "mysql-readable-password": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\n"
+                                "password_file = %s\n" % _readable_file(w),
+                                "password_file = {work}/readable.pw", [r"\[mysql\]", r"password_file"]),
     "ldap-section": (lambda t, w, m: t + "[ldap:ds]\nuri = ldap://127.0.0.1:389\nmode = task\n",
                      "[ldap:ds]", [r"ldap:ds"]),
     "volume-without-path": (lambda t, w, m: t + "[volume:nopath]\nbackend = btrfs\n",

@@ -393,3 +393,16 @@ def test_replica_lock_records_master_position_and_restored_copy_rejoins(
     copy_status.close()
     assert checksums(copy) == checksums(source)
     k.stop()
+
+
+def test_check_reaches_the_server(work, btrfs, primary):
+    create_backup_user(primary)
+    ok = kfs.run([kfs.KOLABFS, "--check", mysql_config(work, btrfs, primary)], check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "lock = ftwrl" in ok.stdout and "MariaDB" in ok.stdout, ok.stdout
+    pw = write_password(work, "wrong.pw", "nope")
+    bad = kfs.run([kfs.KOLABFS, "--check", mysql_config(work, btrfs, primary, password_file=pw)],
+                  check=False)
+    assert bad.returncode != 0 and "Access denied" in bad.stderr, bad.stderr
+    assert btrfs.subvolumes() == set(kfs.VOLUMES)
+    assert not os.path.exists(os.path.join(work, "state"))
