@@ -282,6 +282,16 @@ static bool granted(GHashTable *privs, const char *const *alternatives)
 	return false;
 }
 
+/* SHOW SLAVE STATUS: MariaDB 10.5.9 moved it from REPLICATION CLIENT to
+ * SLAVE MONITOR. */
+static const char *const *replica_status_privs(const struct kfs_mysql *m)
+{
+	static const char *const monitor[] = { "SLAVE MONITOR", "REPLICA MONITOR", "SUPER", NULL };
+	static const char *const client[] = { "REPLICATION CLIENT", "SUPER", NULL };
+
+	return m->mariadb && m->version >= 100509 ? monitor : client;
+}
+
 static bool check_privileges(struct kfs_mysql *m, GError **error)
 {
 	static const char *const reload[] = { "RELOAD", NULL };
@@ -303,6 +313,8 @@ static bool check_privileges(struct kfs_mysql *m, GError **error)
 		missing = m->mariadb ? "BINLOG MONITOR (or REPLICATION CLIENT)" : "REPLICATION CLIENT";
 	else if (lock == KFS_MYSQL_LOCK_REPLICA && !granted(privs, replica))
 		missing = "REPLICATION SLAVE ADMIN (or SUPER)";
+	else if (lock == KFS_MYSQL_LOCK_REPLICA && !granted(privs, replica_status_privs(m)))
+		missing = m->mariadb ? "SLAVE MONITOR (for SHOW SLAVE STATUS)" : "REPLICATION CLIENT";
 	if (missing) {
 		g_set_error(error, KFS_ERROR, EPERM,
 			    "[mysql] %s: user %s lacks the privilege %s needed for lock = %s",
