@@ -2,6 +2,8 @@
 #ifndef KFS_LDAP_H
 #define KFS_LDAP_H
 
+#include <stdbool.h>
+
 #include <glib.h>
 
 #include "../src/config.h"
@@ -33,5 +35,10 @@ GPtrArray *kfs_ldap_export(const struct kfs_ldap_conf *conf, const char *dir,
  * REPORT), and check the rights the mode needs.  false with *error.
  */
 bool kfs_ldap_check(const struct kfs_ldap_conf *conf, GString *report, GError **error);
+
+void kfs_ldap_export_free(struct kfs_ldap_export *e);
+
+/* The one mapping of libldap result codes to -errno (default -EIO). */
+int kfs_ldap_errno(int rc);
 
 #endif
