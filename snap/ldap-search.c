@@ -384,9 +384,11 @@ static int search_base(struct search *s, GError **error)
 	s->written = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	s->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					   (GDestroyNotify)g_ptr_array_unref);
+	/*
+	 * No "version: 1" line: slapadd takes a version line followed by a
+	 * blank line for an entry without a DN.  Like slapcat, then.
+	 */
 	err = 0;
-	if (fputs("version: 1\n\n", s->fp) < 0)
-		err = kfs_ldap_fail(error, s->l, -EIO, "writing: %s", g_strerror(errno));
 	while (!err) {
 		err = search_page(s, &cookie, error);
 		if (!cookie.bv_len)

@@ -11,9 +11,16 @@
  * server on this host, which is what the Kolab guide's pre-script assumed
  * too.
  *
- * Waiting is polling the task entry with an exponential backoff (10 ms to
- * 500 ms): an export of 1,000 entries takes 0.15 s, so a persistent search
- * would buy nothing but code.  A task fails when it makes no progress
+ * The server does not let anyone delete a task entry: we add it with a
+ * ttl of TASK_TTL seconds, after which the server removes it (task entries
+ * live in memory only, never in dse.ldif); one we give up on (timeout) is
+ * cancelled first.
+ *
+ * Waiting is polling the task entry with an exponential backoff (5 ms to
+ * 100 ms): one poll is a base search of an in-memory entry, and a
+ * persistent search would buy nothing but code.  An export of 1,000 entries
+ * takes a fraction of a second.
+ * A task fails when it makes no progress
  * (nsTaskStatus and nsTaskCurrentItem unchanged) for conf->timeout
  * seconds, or runs longer than TASK_MAX_FACTOR times that.
  */
@@ -23,6 +30,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,8 +42,13 @@
 #define LDBM_BASE "cn=ldbm database,cn=plugins,cn=config"
 #define TASK_PARENT "cn=export,cn=tasks,cn=config"
 #define TASK_MAX_FACTOR 100
-#define TASK_POLL_MIN_US (10 * 1000)
-#define TASK_POLL_MAX_US (500 * 1000)
+/*
+ * Seconds a finished task entry stays before the server removes it: long
+ * enough for our slowest poll (TASK_POLL_MAX_US) to read nsTaskExitCode.
+ */
+#define TASK_TTL 5
+#define TASK_POLL_MIN_US (5 * 1000)
+#define TASK_POLL_MAX_US (100 * 1000)
 #define TASK_LOG_MAX 2000       /* the tail of nsTaskLog put in a message */
 #define OID_GER "1.3.6.1.4.1.42.2.27.9.5.2"
 
@@ -135,14 +148,16 @@ static int task_add(struct kfs_ldap *l, const char *dn, const char *cn,
 	char *inst[] = { b->name, NULL };
 	char *fname[] = { (char *)file, NULL };
 	char *repl[] = { "true", NULL };
+	char *ttl[] = { G_STRINGIFY(TASK_TTL), NULL };
 	LDAPMod m[] = {
 		{ LDAP_MOD_ADD, "objectClass", { oc } },
 		{ LDAP_MOD_ADD, "cn", { cnv } },
 		{ LDAP_MOD_ADD, "nsInstance", { inst } },
 		{ LDAP_MOD_ADD, "nsFilename", { fname } },
 		{ LDAP_MOD_ADD, "nsExportReplica", { repl } },
+		{ LDAP_MOD_ADD, "ttl", { ttl } },
 	};
-	LDAPMod *mods[] = { &m[0], &m[1], &m[2], &m[3], &m[4], NULL };
+	LDAPMod *mods[] = { &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], NULL };
 	int rc;
 
 	rc = ldap_add_ext_s(l->ld, dn, mods, NULL, NULL);
@@ -153,15 +168,17 @@ static int task_add(struct kfs_ldap *l, const char *dn, const char *cn,
 	return 0;
 }
 
-static int task_delete(struct kfs_ldap *l, const char *dn, GError **error)
+/*
+ * 389-ds refuses to delete task entries (task_deny); a finished task
+ * removes itself after its ttl.  A task we give up on is cancelled.
+ */
+static void task_cancel(struct kfs_ldap *l, const char *dn)
 {
-	int rc = ldap_delete_ext_s(l->ld, dn, NULL, NULL);
+	char *yes[] = { "true", NULL };
+	LDAPMod m = { LDAP_MOD_REPLACE, "nsTaskCancel", { yes } };
+	LDAPMod *mods[] = { &m, NULL };
 
-	/* Finished tasks expire on their own; one may have just gone. */
-	if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT)
-		return kfs_ldap_fail_rc(error, l, rc,
-					"removing export task %s", dn);
-	return 0;
+	ldap_modify_ext_s(l->ld, dn, mods, NULL, NULL);
 }
 
 struct task_state {
@@ -250,9 +267,10 @@ static int copy_to(struct kfs_ldap *l, int src, const struct stat *st,
 		return kfs_ldap_fail(error, l, -errno, "%s/%s: %s", dir, name,
 				     g_strerror(errno));
 	g_ptr_array_add(created, g_strdup(name));
+	/* sendfile: copy_file_range() refuses most pairs of filesystems. */
 	do {
-		n = copy_file_range(src, &off, dst, NULL, 1 << 30, 0);
-	} while (n > 0);
+		n = sendfile(dst, src, &off, 1 << 30);
+	} while (n > 0 || (n < 0 && errno == EINTR));
 	if (n < 0 || fchown(dst, st->st_uid, st->st_gid) < 0 ||
 	    fchmod(dst, 0600) < 0) {
 		int err = -errno;
@@ -318,12 +336,20 @@ out_unlink_src:
 static char *tail(const char *log)
 {
 	size_t len = log ? strlen(log) : 0;
+	char **lines, *s;
 
 	if (!len)
 		return g_strdup("(no nsTaskLog)");
 	if (len <= TASK_LOG_MAX)
-		return g_strstrip(g_strdup(log));
-	return g_strstrip(g_strdup_printf("...%s", log + len - TASK_LOG_MAX));
+		s = g_strstrip(g_strdup(log));
+	else
+		s = g_strstrip(g_strdup_printf("...%s", log + len - TASK_LOG_MAX));
+	/* One line in the error: the log's lines joined with " | ". */
+	lines = g_strsplit(s, "\n", -1);
+	g_free(s);
+	s = g_strjoinv(" | ", lines);
+	g_strfreev(lines);
+	return s;
 }
 
 /* Run the export task of B into SRC: add, wait, check, remove. */
@@ -335,12 +361,14 @@ static int task_run(struct kfs_ldap *l, const struct backend *b,
 					      getpid(), g_get_real_time(), seq++);
 	g_autofree char *dn = g_strdup_printf("cn=%s,%s", cn, TASK_PARENT);
 	struct task_state s = { 0 };
-	int err, rm;
+	int err;
 
 	err = task_add(l, dn, cn, b, src, error);
 	if (err)
 		return err;
 	err = task_wait(l, dn, &s, error);
+	if (err)
+		task_cancel(l, dn);
 	if (!err) {
 		e->task_exit_code = atoi(s.exit_code);
 		if (e->task_exit_code != 0) {
@@ -352,8 +380,7 @@ static int task_run(struct kfs_ldap *l, const struct backend *b,
 		}
 	}
 	task_state_clear(&s);
-	rm = task_delete(l, dn, err ? NULL : error);
-	return err ? err : rm;
+	return err;
 }
 
 static int task_export_one(struct kfs_ldap *l, const struct backend *b,
@@ -424,10 +451,17 @@ static int task_check_rights(struct kfs_ldap *l, GString *report,
 	rc = ldap_whoami_s(l->ld, &who, NULL, NULL);
 	if (rc != LDAP_SUCCESS)
 		return kfs_ldap_fail_rc(error, l, rc, "who am I");
+	/* 389-ds answers "dn: cn=directory manager"; GER wants "dn:DN". */
 	authz = who ? g_strndup(who->bv_val, who->bv_len) : g_strdup("");
+	if (g_str_has_prefix(authz, "dn:")) {
+		char *dn = g_strdup_printf("dn:%s", g_strchug(authz + 3));
+
+		g_free(authz);
+		authz = dn;
+	}
 	ber_bvfree(who);
 	ber = ber_alloc_t(LBER_USE_DER);
-	if (!ber || ber_printf(ber, "{s}", authz) < 0 || ber_flatten2(ber, &val, 1) < 0)
+	if (!ber || ber_printf(ber, "s", authz) < 0 || ber_flatten2(ber, &val, 1) < 0)
 		rc = LDAP_ENCODING_ERROR;
 	ber_free(ber, 1);
 	if (rc == LDAP_SUCCESS)

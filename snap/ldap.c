@@ -188,7 +188,9 @@ static int ldap_bind(struct kfs_ldap *l, GError **error)
 	int rc;
 
 	if (!conf->bind_dn && uri_is_ldapi(conf->uri)) {
-		rc = ldap_sasl_bind_s(l->ld, NULL, "EXTERNAL", NULL, NULL, NULL,
+		/* An empty authzid, sent: "use the identity of the socket". */
+		cred.bv_val = "";
+		rc = ldap_sasl_bind_s(l->ld, NULL, "EXTERNAL", &cred, NULL, NULL,
 				      NULL);
 		if (rc != LDAP_SUCCESS)
 			return kfs_ldap_fail_rc(error, l, rc,
