@@ -65,6 +65,7 @@
 
 static struct {
 	char *skip;             /* why every test is skipped, or NULL */
+	char *broken;           /* why every server test fails, or NULL */
 	char *tmp;
 	/* 389-ds */
 	char *ds_conf;          /* -D config directory */
@@ -451,8 +452,10 @@ static char *ol_data(void)
 		g_string_append_c(s, '\n');
 	}
 	for (int d = 1; d <= OL_DEPTH; d++) {
+		g_autofree char *rdn = g_strdup_printf("ou=l%d,", d + 1);
+
 		g_string_append_printf(s, "dn: %s\nobjectClass: organizationalUnit\nou: l%d\n\n", dn->str, d);
-		g_string_prepend(dn, g_strdup_printf("ou=l%d,", d + 1));
+		g_string_prepend(dn, rdn);
 	}
 	g_string_append(s, "dn: ou=Late," OL_SUFFIX "\nobjectClass: organizationalUnit\nou: Late\n\n");
 	g_string_free(dn, TRUE);
@@ -534,27 +537,38 @@ static void setup(void)
 	write_file(env.ol_pw_file, OL_PW, 0600);
 	write_file(env.bad_pw_file, "wrong\n", 0600);
 	write_file(env.limited_pw_file, "limited-pw\n", 0600);
-	g_printerr("# setup: creating servers\n");
-	if (!ds_create(&why) || (g_printerr("# setup: 389-ds created\n"), !ol_create(&why))) {
-		env.skip = g_strdup_printf("setting up the servers: %s", why);
+	if (!ds_create(&why) || !ol_create(&why)) {
+		env.broken = g_strdup_printf("setting up the servers: %s", why);
 		return;
 	}
-	g_printerr("# setup: slapd loaded\n");
 	ds_start();
-	g_printerr("# setup: 389-ds started\n");
 	data = ds_data();
 	ds_tool("ldapadd", data, NULL);
-	g_printerr("# setup: 389-ds loaded\n");
 }
 
 static void teardown(void)
 {
 	stop_server(&env.ds_pid);
 	stop_server(&env.ol_pid);
+	g_free(env.skip);
+	g_free(env.broken);
+	g_free(env.ds_conf);
+	g_free(env.ds_uri);
+	g_free(env.ds_ldifdir);
+	g_free(env.ol_conf);
+	g_free(env.ol_uri);
+	g_free(env.ds_pw_file);
+	g_free(env.ol_pw_file);
+	g_free(env.bad_pw_file);
+	g_free(env.limited_pw_file);
 }
 
 static bool skipped(void)
 {
+	if (env.broken) {
+		g_test_fail_printf("%s", env.broken);
+		return true;
+	}
 	if (!env.skip)
 		return false;
 	g_test_skip(env.skip);
