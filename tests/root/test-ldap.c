@@ -773,18 +773,17 @@ static void test_task_restore(void)
 	g_assert_false(ds_exists("uid=user3,ou=People," DS_SUFFIX));
 	g_assert_true(ds_user_binds(7, "changed"));
 
-	saved = path(env.tmp, "restore");
-	g_assert_cmpint(g_mkdir_with_parents(saved, 0755), ==, 0);
+	/* doc/restore.md, section 7: the commands as written there. */
 	src = path(dir, "userroot.ldif");
+	saved = path(env.ds_ldifdir, "userroot.ldif");
 	{
-		const char *cp[] = { "cp", "-a", src, saved, NULL };
-		g_autofree char *file = path(saved, "userroot.ldif");
-		const char *ldif2db[] = { "ns-slapd", "ldif2db", "-D", env.ds_conf,
-					  "-n", "userroot", "-i", file, NULL };
+		const char *cp[] = { "cp", "-a", src, env.ds_ldifdir, NULL };
+		const char *ldif2db[] = { "dsctl", DS_INST, "ldif2db", "userroot", saved, NULL };
 
 		must_run(cp, NULL, NULL);
 		stop_server(&env.ds_pid);
 		must_run(ldif2db, NULL, NULL);
+		g_assert_cmpint(unlink(saved), ==, 0);
 	}
 	ds_start();
 	g_assert_true(ds_exists("uid=user3,ou=People," DS_SUFFIX));
@@ -960,7 +959,7 @@ static void test_search_roundtrip(void)
 	pid2 = path(env.tmp, "ol2/slapd.pid");
 	ol_write_conf(conf2, db2, pid2);
 	{
-		const char *slapadd[] = { "slapadd", "-f", conf2, "-l", file, NULL };
+		const char *slapadd[] = { "slapadd", "-f", conf2, "-b", OL_SUFFIX, "-l", file, NULL };
 
 		must_run(slapadd, NULL, NULL);
 	}
