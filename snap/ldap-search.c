@@ -260,7 +260,7 @@ static int search_entry(struct search *s, LDAPMessage *msg, GError **error)
 		pend_free(p);
 		return kfs_ldap_fail(error, s->l, -EPROTO, "base %s: bad DN \"%s\"", s->base, dn);
 	}
-	if (strcmp(p->key, s->base_key) == 0 ||
+	if (!parent || strcmp(p->key, s->base_key) == 0 ||
 	    g_hash_table_contains(s->written, parent)) {
 		err = write_tree(s, p);
 		if (err)
@@ -543,6 +543,15 @@ int kfs_ldap_search_check(struct kfs_ldap *l, GString *report, GError **error)
 		if (!err)
 			g_string_append_printf(report, "[ldap:%s] base %s -> %s\n",
 					       l->conf->name, bases[i], name);
+	}
+	if (!err) {
+		uid_t uid;
+		gid_t gid;
+
+		kfs_ldap_server_owner(l->conf, &uid, &gid);
+		g_string_append_printf(report, "[ldap:%s] files will be owned by %u:%u%s\n",
+				       l->conf->name, (unsigned int)uid, (unsigned int)gid,
+				       uid ? " (the server's user)" : "");
 	}
 	return err;
 }

@@ -83,9 +83,12 @@ static int task_backends(struct kfs_ldap *l, GPtrArray **out, GError **error)
 	err = kfs_ldap_search(l, LDBM_BASE, LDAP_SCOPE_ONELEVEL,
 			      "(objectClass=nsBackendInstance)", attrs, &res,
 			      error);
-	if (err == -ENOENT)
-		g_prefix_error(error, "not a 389 Directory Server (no %s), use mode = search: ",
-			       LDBM_BASE);
+	if (err == -ENOENT) {
+		g_clear_error(error);
+		err = kfs_ldap_fail(error, l, err,
+				    "not a 389 Directory Server (no %s): use mode = search",
+				    LDBM_BASE);
+	}
 	if (err)
 		goto out_free_res;
 	list = g_ptr_array_new_with_free_func((GDestroyNotify)backend_free);
@@ -356,9 +359,10 @@ static char *tail(const char *log)
 static int task_run(struct kfs_ldap *l, const struct backend *b,
 		    const char *src, struct kfs_ldap_export *e, GError **error)
 {
-	static unsigned int seq;
-	g_autofree char *cn = g_strdup_printf("kolabfs-%d-%" G_GINT64_FORMAT "-%u",
-					      getpid(), g_get_real_time(), seq++);
+	static gint seq;
+	g_autofree char *cn = g_strdup_printf("kolabfs-%d-%" G_GINT64_FORMAT "-%d",
+					      getpid(), g_get_real_time(),
+					      g_atomic_int_add(&seq, 1));
 	g_autofree char *dn = g_strdup_printf("cn=%s,%s", cn, TASK_PARENT);
 	struct task_state s = { 0 };
 	int err;
@@ -387,23 +391,23 @@ static int task_export_one(struct kfs_ldap *l, const struct backend *b,
 			   const char *ldif_dir, int dirfd, const char *dir,
 			   GPtrArray *out, GPtrArray *created, GError **error)
 {
-	static unsigned int seq;
+	static gint seq;
 	g_autofree char *name = g_strdup_printf("%s.ldif", b->name);
-	g_autofree char *src = g_strdup_printf("%s/kolabfs-%s-%d-%u.ldif",
-					       ldif_dir, b->name, getpid(), seq++);
+	g_autofree char *src = g_strdup_printf("%s/kolabfs-%s-%d-%d.ldif",
+					       ldif_dir, b->name, getpid(),
+					       g_atomic_int_add(&seq, 1));
 	struct kfs_ldap_export *e = kfs_ldap_export_new(b->name, b->suffix, name);
 	gint64 t0 = g_get_monotonic_time();
 	int err;
 
 	err = task_run(l, b, src, e, error);
+	if (!err)
+		err = task_take(l, src, dirfd, dir, name, e, created, error);
 	if (err) {
-		/* The server may have written part of it. */
+		/* The server may have written some or all of it. */
 		unlink(src);
 		goto err_free;
 	}
-	err = task_take(l, src, dirfd, dir, name, e, created, error);
-	if (err)
-		goto err_free;
 	e->duration_ms = (g_get_monotonic_time() - t0) / 1000.0;
 	g_ptr_array_add(out, e);
 	return 0;

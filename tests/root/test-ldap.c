@@ -428,8 +428,9 @@ static char *ol_data(void)
 			"dn: " OL_LIMITED "\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
 			"cn: limited\nuserPassword: limited-pw\n\n");
 	for (int i = 0; i < OL_USERS; i++) {
-		char photo[700];
+		g_autofree char *cn = g_strdup_printf("Jürgen Müller-Łukasz 日本 %d", i);
 		g_autofree char *desc = g_strnfill(200 + i, 'x');
+		char photo[700];
 
 		for (size_t j = 0; j < sizeof(photo); j++)
 			photo[j] = g_rand_int(r);
@@ -440,7 +441,6 @@ static char *ol_data(void)
 				       "userPassword: {SSHA}notreally%d\n"
 				       "description: %s\n",
 				       i, i, i, i, i, i, i, desc);
-		g_autofree char *cn = g_strdup_printf("Jürgen Müller-Łukasz 日本 %d", i);
 		b64_line(s, "cn", cn, strlen(cn));
 		b64_line(s, "title", " leading space", 14);
 		b64_line(s, "l", "trailing space ", 15);
@@ -931,6 +931,7 @@ static void test_search_roundtrip(void)
 	g_assert_no_error(error);
 	g_assert_true(ok);
 	g_assert_nonnull(strstr(report->str, "base " OL_SUFFIX " -> " OL_SUFFIX ".ldif"));
+	g_assert_nonnull(strstr(report->str, "(the server's user)"));
 	g_string_free(report, TRUE);
 
 	out = kfs_ldap_export(&c, dir, &error);
@@ -991,6 +992,10 @@ static void test_search_failures(void)
 	c = ol_conf();
 	c.password_file = env.bad_pw_file;
 	assert_fails(&c, dir, (const char *[]){ "Invalid credentials", NULL });
+
+	c = ol_conf();
+	c.mode = KFS_LDAP_TASK;
+	assert_fails(&c, dir, (const char *[]){ "not a 389 Directory Server", "use mode = search", NULL });
 
 	/* A size limit: an error, never a short file. */
 	c = ol_conf();
