@@ -69,33 +69,51 @@ struct search {
 	const char *base;
 	char *base_key;
 	FILE *fp;
+	GString *ldif;                  /* the entry being converted */
 	GHashTable *written;            /* keys of the entries written */
 	GHashTable *pending;            /* parent key -> GPtrArray of pend */
 	guint n_pending;
 	guint64 entries;
 };
 
+/* A DN that is its own LDAPv3 string form but for the case of its types. */
+static bool dn_is_plain(const char *dn)
+{
+	for (const char *p = dn; *p; p++)
+		if (!g_ascii_isalnum(*p) && !strchr("=,-._@", *p))
+			return false;
+	return *dn && *dn != ',' && *dn != '=';
+}
+
 /*
- * The comparison keys of DN and of its parent: LDAPv3 string form,
- * case-folded (good enough to match a child with its parent).
+ * The comparison key of DN (LDAPv3 string form, ASCII case-folded: good
+ * enough to match a child with its parent; a mismatch fails the export
+ * loudly, never silently) and, when PARENT is not NULL, its parent's key
+ * (NULL for a DN of one RDN's parent "", and for "").
  */
 static int dn_keys(const char *dn, char **key, char **parent)
 {
 	LDAPDN ldn = NULL;
 	char *s = NULL;
+	const char *p;
 
-	if (ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAP) != LDAP_SUCCESS)
-		return -EINVAL;
-	ldap_dn2str(ldn, &s, LDAP_DN_FORMAT_LDAPV3);
-	*key = g_utf8_casefold(s ? s : "", -1);
-	ldap_memfree(s);
-	s = NULL;
-	if (parent && ldn && ldn[0])
-		ldap_dn2str(&ldn[1], &s, LDAP_DN_FORMAT_LDAPV3);
-	if (parent)
-		*parent = ldn && ldn[0] ? g_utf8_casefold(s ? s : "", -1) : NULL;
-	ldap_memfree(s);
-	ldap_dnfree(ldn);
+	if (dn_is_plain(dn)) {
+		*key = g_ascii_strdown(dn, -1);
+	} else {
+		if (ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAP) != LDAP_SUCCESS)
+			return -EINVAL;
+		ldap_dn2str(ldn, &s, LDAP_DN_FORMAT_LDAPV3);
+		ldap_dnfree(ldn);
+		*key = g_ascii_strdown(s ? s : "", -1);
+		ldap_memfree(s);
+	}
+	if (!parent)
+		return 0;
+	/* In the LDAPv3 form a ',' inside a value is escaped. */
+	for (p = *key; *p && *p != ','; p++)
+		if (*p == '\\' && p[1])
+			p++;
+	*parent = *p ? g_strdup(p + 1) : NULL;
 	return 0;
 }
 
@@ -159,119 +177,135 @@ static int schema_operational(struct kfs_ldap *l, GHashTable **out,
 /* Whether attribute NAME (with options, maybe) goes into the LDIF. */
 static bool keep_attr(struct search *s, const char *name, size_t len)
 {
-	const char *semi = memchr(name, ';', len);
-	g_autofree char *lower = g_ascii_strdown(name, semi ? semi - name : (gssize)len);
+	char lower[256];
+	size_t n = 0;
 
+	while (n < len && name[n] != ';' && n < sizeof(lower) - 1) {
+		lower[n] = g_ascii_tolower(name[n]);
+		n++;
+	}
+	lower[n] = '\0';
 	return !g_hash_table_contains(s->operational, lower);
 }
 
+/* Append "NAME: VALUE" (or "NAME:: base64") to OUT, folded. */
 static void put(GString *out, const char *name, const char *val, size_t len)
 {
-	char *line = ldif_put_wrap(LDIF_PUT_VALUE, name, val, len,
-				   LDIF_LINE_WIDTH);
+	gsize at = out->len;
+	char *p;
 
-	if (!line)
-		g_error("out of memory");
-	g_string_append(out, line);
-	ber_memfree(line);
+	g_string_set_size(out, at + LDIF_SIZE_NEEDED_WRAP(strlen(name), len,
+							  LDIF_LINE_WIDTH) + 1);
+	p = out->str + at;
+	ldif_sput_wrap(&p, LDIF_PUT_VALUE, name, val, len, LDIF_LINE_WIDTH);
+	g_string_truncate(out, p - out->str);
 }
 
-/* The LDIF of one entry, and its DN. */
-static int entry_ldif(struct search *s, LDAPMessage *msg, char **dn,
-		      GString **ldif)
+/* The LDIF of one entry into s->ldif, and its DN. */
+static int entry_ldif(struct search *s, LDAPMessage *msg, char **dn)
 {
 	struct berval bv, *vals = NULL;
 	BerElement *ber = NULL;
-	GString *out;
 	int rc;
 
+	g_string_truncate(s->ldif, 0);
 	rc = ldap_get_dn_ber(s->l->ld, msg, &ber, &bv);
 	if (rc != LDAP_SUCCESS)
 		return rc;
 	*dn = g_strndup(bv.bv_val, bv.bv_len);
-	out = g_string_sized_new(1024);
-	put(out, "dn", *dn, strlen(*dn));
+	put(s->ldif, "dn", *dn, bv.bv_len);
 	for (rc = ldap_get_attribute_ber(s->l->ld, msg, ber, &bv, &vals);
 	     rc == LDAP_SUCCESS && bv.bv_val;
 	     rc = ldap_get_attribute_ber(s->l->ld, msg, ber, &bv, &vals)) {
-		g_autofree char *name = g_strndup(bv.bv_val, bv.bv_len);
-
-		if (vals && keep_attr(s, name, bv.bv_len)) {
+		/* bv is the type, NUL-terminated in place by libldap */
+		if (vals && keep_attr(s, bv.bv_val, bv.bv_len)) {
 			for (int i = 0; vals[i].bv_val; i++)
-				put(out, name, vals[i].bv_val, vals[i].bv_len);
+				put(s->ldif, bv.bv_val, vals[i].bv_val, vals[i].bv_len);
 		}
 		ber_memfree(vals);
 		vals = NULL;
 	}
 	ber_free(ber, 0);
-	g_string_append_c(out, '\n');
-	*ldif = out;
+	g_string_append_c(s->ldif, '\n');
 	return rc;
 }
 
-/* Write P, then every held-back entry that waited for it. */
-static int write_tree(struct search *s, struct pend *p)
+static int write_one(struct search *s, const GString *ldif, char *key)
+{
+	s->entries++;
+	g_hash_table_add(s->written, key);
+	if (fwrite(ldif->str, 1, ldif->len, s->fp) != ldif->len)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* Write the held-back entries that waited for KEY, and theirs. */
+static int write_waiting(struct search *s, const char *key)
 {
 	g_autoptr(GPtrArray) stack = g_ptr_array_new();
 	int err = 0;
 
-	g_ptr_array_add(stack, p);
-	while (stack->len) {
+	for (;;) {
 		GPtrArray *kids = NULL;
 		char *parent = NULL;
+		struct pend *p;
 
-		p = g_ptr_array_steal_index(stack, stack->len - 1);
-		if (!err && fwrite(p->ldif->str, 1, p->ldif->len, s->fp) != p->ldif->len)
-			err = errno ? -errno : -EIO;
-		s->entries++;
-		g_hash_table_steal_extended(s->pending, p->key,
-					    (gpointer *)&parent, (gpointer *)&kids);
-		g_free(parent);
-		for (guint i = 0; kids && i < kids->len; i++)
-			g_ptr_array_add(stack, kids->pdata[i]);
-		if (kids) {
+		if (g_hash_table_steal_extended(s->pending, key, (gpointer *)&parent,
+						(gpointer *)&kids)) {
 			s->n_pending -= kids->len;
+			for (guint i = 0; i < kids->len; i++)
+				g_ptr_array_add(stack, kids->pdata[i]);
 			g_ptr_array_set_free_func(kids, NULL);
 			g_ptr_array_unref(kids);
+			g_free(parent);
 		}
-		g_hash_table_add(s->written, p->key);
-		p->key = NULL;
+		if (!stack->len)
+			return err;
+		p = g_ptr_array_steal_index(stack, stack->len - 1);
+		if (err) {
+			pend_free(p);
+			continue;
+		}
+		err = write_one(s, p->ldif, p->key);
+		key = p->key;   /* now owned by s->written */
 		g_string_free(p->ldif, TRUE);
 		g_free(p);
 	}
-	return err;
 }
 
 static int search_entry(struct search *s, LDAPMessage *msg, GError **error)
 {
-	g_autofree char *dn = NULL, *parent = NULL;
-	struct pend *p = g_new0(struct pend, 1);
+	g_autofree char *dn = NULL;
+	char *key = NULL, *parent = NULL;
+	struct pend *p;
 	GPtrArray *kids;
 	int rc, err;
 
-	rc = entry_ldif(s, msg, &dn, &p->ldif);
-	if (rc != LDAP_SUCCESS) {
-		if (p->ldif)
-			g_string_free(p->ldif, TRUE);
-		g_free(p);
+	rc = entry_ldif(s, msg, &dn);
+	if (rc != LDAP_SUCCESS)
 		return kfs_ldap_fail_rc(error, s->l, rc, "base %s: decoding an entry", s->base);
-	}
-	if (dn_keys(dn, &p->key, &parent) < 0) {
-		pend_free(p);
+	if (dn_keys(dn, &key, &parent) < 0)
 		return kfs_ldap_fail(error, s->l, -EPROTO, "base %s: bad DN \"%s\"", s->base, dn);
-	}
-	if (!parent || strcmp(p->key, s->base_key) == 0 ||
+	if (!parent || strcmp(key, s->base_key) == 0 ||
 	    g_hash_table_contains(s->written, parent)) {
-		err = write_tree(s, p);
+		g_free(parent);
+		err = write_one(s, s->ldif, key);
+		if (!err && s->n_pending)
+			err = write_waiting(s, key);
 		if (err)
 			return kfs_ldap_fail(error, s->l, err, "base %s: writing: %s",
 					     s->base, g_strerror(-err));
 		return 0;
 	}
+	p = g_new(struct pend, 1);
+	p->key = key;
+	p->ldif = g_string_new_len(s->ldif->str, s->ldif->len);
 	kids = g_hash_table_lookup(s->pending, parent);
 	if (!kids) {
 		kids = g_ptr_array_new_with_free_func((GDestroyNotify)pend_free);
-		g_hash_table_insert(s->pending, g_steal_pointer(&parent), kids);
+		g_hash_table_insert(s->pending, parent, kids);
+	} else {
+		g_free(parent);
 	}
 	g_ptr_array_add(kids, p);
 	s->n_pending++;
@@ -381,6 +415,7 @@ static int search_base(struct search *s, GError **error)
 
 	if (dn_keys(s->base, &s->base_key, NULL) < 0)
 		return kfs_ldap_fail(error, s->l, -EINVAL, "bad base DN \"%s\"", s->base);
+	s->ldif = g_string_sized_new(4096);
 	s->written = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	s->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					   (GDestroyNotify)g_ptr_array_unref);
@@ -399,6 +434,7 @@ static int search_base(struct search *s, GError **error)
 		err = search_orphans(s, error);
 	g_hash_table_unref(s->pending);
 	g_hash_table_unref(s->written);
+	g_string_free(s->ldif, TRUE);
 	g_free(s->base_key);
 	return err;
 }

@@ -283,7 +283,7 @@ static bool ds_create(char **why)
 	g_assert_cmpint(g_mkdir_with_parents(ds, 0755), ==, 0);
 	write_file(patched, s->str, 0644);
 	g_string_free(s, TRUE);
-	if (mount(patched, "/usr/share/dirsrv/inf/defaults.inf", NULL, MS_BIND, NULL) < 0) {
+	if (mount(patched, "/usr/share/dirsrv/inf/defaults.inf", "none", MS_BIND, NULL) < 0) {
 		*why = g_strdup_printf("bind-mounting defaults.inf: %s", g_strerror(errno));
 		return false;
 	}
@@ -524,7 +524,7 @@ static void setup(void)
 		return;
 	}
 	env.openldap_uid = pw->pw_uid;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		g_error("making / private: %s", g_strerror(errno));
 	/* Our PID namespace's /proc: dscreate looks for its server there. */
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -947,6 +947,19 @@ static void test_search_roundtrip(void)
 		       e->entries, e->bytes, e->duration_ms);
 	file = path(dir, e->file);
 	g_ptr_array_unref(out);
+
+	/* The server sends the moved entry before its parent; we do not. */
+	{
+		const char *argv[] = { "ldapsearch", "-x", "-LLL", "-H", env.ol_uri,
+				       "-b", OL_SUFFIX, "1.1", NULL };
+		g_autofree char *order = NULL;
+
+		must_run(argv, NULL, &order);
+		g_assert_true(strstr(order, "dn: uid=u1,ou=Late,") < strstr(order, "dn: ou=Late,"));
+	}
+	g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+	g_assert_true(strstr(text, "dn: ou=Late,") < strstr(text, "dn: uid=u1,ou=Late,"));
+	g_clear_pointer(&text, g_free);
 
 	/* Computed operational attributes are not in it. */
 	g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
