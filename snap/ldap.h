@@ -25,7 +25,10 @@ struct kfs_ldap_export {
  * complete before this returns, owned by the directory server's user with
  * mode 0600.  Returns an array of struct kfs_ldap_export * (free function
  * set) or NULL with *error naming the server, backend/base and what
- * failed; on error nothing is left in DIR or on the server.
+ * failed; on error nothing is left in DIR or on the server.  (389-ds
+ * refuses to delete task entries: ours carry a ttl and vanish 5 s after
+ * they finish, see doc/design.md.)  Blocking; bounded by conf->timeout
+ * per network wait.
  */
 GPtrArray *kfs_ldap_export(const struct kfs_ldap_conf *conf, const char *dir,
 			   GError **error);

@@ -571,9 +571,10 @@ static bool skipped(void)
 	}
 	if (!env.skip)
 		return false;
-	g_test_skip(env.skip);
 	if (g_strcmp0(g_getenv("CI"), "true") == 0)
-		g_test_fail_printf("skipped under CI=true: %s", env.skip);
+		g_test_fail_printf("would skip, a failure under CI=true: %s", env.skip);
+	else
+		g_test_skip(env.skip);
 	return true;
 }
 
