@@ -2,6 +2,8 @@
 #ifndef KFS_LDAP_H
 #define KFS_LDAP_H
 
+#include <stdbool.h>
+
 #include <glib.h>
 
 #include "../src/config.h"
@@ -23,7 +25,10 @@ struct kfs_ldap_export {
  * complete before this returns, owned by the directory server's user with
  * mode 0600.  Returns an array of struct kfs_ldap_export * (free function
  * set) or NULL with *error naming the server, backend/base and what
- * failed; on error nothing is left in DIR or on the server.
+ * failed; on error nothing is left in DIR or on the server.  (389-ds
+ * refuses to delete task entries: ours carry a ttl and vanish 5 s after
+ * they finish, see doc/design.md.)  Blocking; bounded by conf->timeout
+ * per network wait.
  */
 GPtrArray *kfs_ldap_export(const struct kfs_ldap_conf *conf, const char *dir,
 			   GError **error);
@@ -33,5 +38,10 @@ GPtrArray *kfs_ldap_export(const struct kfs_ldap_conf *conf, const char *dir,
  * REPORT), and check the rights the mode needs.  false with *error.
  */
 bool kfs_ldap_check(const struct kfs_ldap_conf *conf, GString *report, GError **error);
+
+void kfs_ldap_export_free(struct kfs_ldap_export *e);
+
+/* The one mapping of libldap result codes to -errno (default -EIO). */
+int kfs_ldap_errno(int rc);
 
 #endif
