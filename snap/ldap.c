@@ -20,9 +20,9 @@
 #include <ldap.h>
 #include <glib.h>
 
+#include "../src/secret.h"
 #include "ldap-int.h"
 
-#define SECRET_MAX 4096
 
 int kfs_ldap_errno(int rc)
 {
@@ -117,61 +117,30 @@ int kfs_ldap_fail_rc(GError **error, const struct kfs_ldap *l, int rc,
 	return err;
 }
 
-/*
- * A minimal stand-in for kfs_secret_read() (src/secret.h), whose
- * implementation is written in parallel on another branch: same rules
- * (regular file, no group/other bits, not empty, one trailing newline
- * dropped), same wiping.  Replace both calls when src/secret.c lands.
- */
-static char *ldap_secret_read(const struct kfs_ldap *l, const char *file,
-			      GError **error)
-{
-	struct stat st;
-	char *buf;
-	ssize_t n;
-	int fd;
-
-	fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		kfs_ldap_fail(error, l, -errno, "password_file %s: %s", file,
-			      g_strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & 077)) {
-		kfs_ldap_fail(error, l, -EPERM,
-			      "password_file %s: must be a regular file that only its owner can read (chmod 600)",
-			      file);
-		close(fd);
-		return NULL;
-	}
-	buf = g_malloc0(SECRET_MAX + 1);
-	n = read(fd, buf, SECRET_MAX + 1);
-	close(fd);
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	if (n <= 0 || n > SECRET_MAX || memchr(buf, '\0', n)) {
-		kfs_ldap_fail(error, l, -EINVAL,
-			      "password_file %s: empty, unreadable, binary or longer than %d bytes",
-			      file, SECRET_MAX);
-		explicit_bzero(buf, SECRET_MAX + 1);
-		g_free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static void ldap_secret_free(char *secret)
-{
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		g_free(secret);
-	}
-}
-
 static bool uri_is_ldapi(const char *uri)
 {
 	return g_ascii_strncasecmp(uri, "ldapi://", 8) == 0;
+}
+
+/* With SASL EXTERNAL and a bind_dn, bind_dn is who the server must take
+ * kolabfs for: a different mapping would export with other rights. */
+static int ldap_check_identity(struct kfs_ldap *l, GError **error)
+{
+	struct berval *who = NULL;
+	const char *dn;
+	int rc, ret = 0;
+
+	rc = ldap_whoami_s(l->ld, &who, NULL, NULL);
+	if (rc != LDAP_SUCCESS)
+		return kfs_ldap_fail_rc(error, l, rc, "Who am I? failed");
+	dn = who && who->bv_len > 3 && !g_ascii_strncasecmp(who->bv_val, "dn:", 3)
+		? who->bv_val + 3 : "";
+	if (g_ascii_strcasecmp(dn, l->conf->bind_dn) != 0)
+		ret = kfs_ldap_fail(error, l, -EACCES,
+				    "SASL EXTERNAL maps kolabfs to \"%s\", not to bind_dn \"%s\"",
+				    dn, l->conf->bind_dn);
+	ber_bvfree(who);
+	return ret;
 }
 
 /*
@@ -187,7 +156,7 @@ static int ldap_bind(struct kfs_ldap *l, GError **error)
 	char *pw = NULL;
 	int rc;
 
-	if (!conf->bind_dn && uri_is_ldapi(conf->uri)) {
+	if (!conf->password_file && uri_is_ldapi(conf->uri)) {
 		/* An empty authzid, sent: "use the identity of the socket". */
 		cred.bv_val = "";
 		rc = ldap_sasl_bind_s(l->ld, NULL, "EXTERNAL", &cred, NULL, NULL,
@@ -195,13 +164,13 @@ static int ldap_bind(struct kfs_ldap *l, GError **error)
 		if (rc != LDAP_SUCCESS)
 			return kfs_ldap_fail_rc(error, l, rc,
 						"SASL EXTERNAL bind failed");
-		return 0;
+		return conf->bind_dn ? ldap_check_identity(l, error) : 0;
 	}
 	if (conf->bind_dn && !conf->password_file)
 		return kfs_ldap_fail(error, l, -EINVAL,
 				     "bind_dn without password_file: an empty password would bind anonymously");
 	if (conf->password_file) {
-		pw = ldap_secret_read(l, conf->password_file, error);
+		pw = kfs_secret_read(conf->password_file, error);
 		if (!pw)
 			return -EACCES;
 		cred.bv_val = pw;
@@ -209,7 +178,7 @@ static int ldap_bind(struct kfs_ldap *l, GError **error)
 	}
 	rc = ldap_sasl_bind_s(l->ld, conf->bind_dn ? conf->bind_dn : "",
 			      LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
-	ldap_secret_free(pw);
+	kfs_secret_free(pw);
 	if (rc != LDAP_SUCCESS)
 		return kfs_ldap_fail_rc(error, l, rc, "bind as \"%s\" failed",
 					conf->bind_dn ? conf->bind_dn : "");

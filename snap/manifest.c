@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
+#include "ldap.h"
 #include "manifest.h"
 
 char *kfs_manifest_time(gint64 usec)
@@ -15,6 +16,28 @@ char *kfs_manifest_time(gint64 usec)
 	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(usec / G_USEC_PER_SEC);
 
 	return g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+static void add_string(JsonBuilder *b, const char *key, const char *value)
+{
+	json_builder_set_member_name(b, key);
+	if (value)
+		json_builder_add_string_value(b, value);
+	else
+		json_builder_add_null_value(b);
+}
+
+static void add_double(JsonBuilder *b, const char *key, double value)
+{
+	json_builder_set_member_name(b, key);
+	/* three decimals: microseconds are noise, not information */
+	json_builder_add_double_value(b, (gint64)(value * 1000 + 0.5) / 1000.0);
+}
+
+static void add_int(JsonBuilder *b, const char *key, gint64 value)
+{
+	json_builder_set_member_name(b, key);
+	json_builder_add_int_value(b, value);
 }
 
 static void add_strv(JsonBuilder *b, const char *key, char *const *v)
@@ -53,6 +76,28 @@ static void add_volume(JsonBuilder *b, const struct kfs_source *src)
 	json_builder_end_object(b);
 }
 
+static void add_ldap(JsonBuilder *b, const struct kfs_source *src)
+{
+	guint i;
+
+	json_builder_set_member_name(b, src->name);
+	json_builder_begin_array(b);
+	for (i = 0; src->exports && i < src->exports->len; i++) {
+		const struct kfs_ldap_export *e = g_ptr_array_index(src->exports, i);
+
+		json_builder_begin_object(b);
+		add_string(b, "backend", e->backend);
+		add_string(b, "suffix", e->suffix);
+		add_string(b, "file", e->file);
+		add_int(b, "entries", e->entries);
+		add_int(b, "bytes", e->bytes);
+		add_double(b, "duration_ms", e->duration_ms);
+		add_int(b, "task_exit_code", e->task_exit_code);
+		json_builder_end_object(b);
+	}
+	json_builder_end_array(b);
+}
+
 static void add_sources(JsonBuilder *b, const struct kfs_set *set,
 			enum kfs_source_kind kind, const struct kfs_config *cfg)
 {
@@ -68,31 +113,13 @@ static void add_sources(JsonBuilder *b, const struct kfs_set *set,
 			add_volume(b, src);
 			continue;
 		}
+		if (kind == KFS_SOURCE_LDAP) {
+			add_ldap(b, src);
+			continue;
+		}
 		add_strv(b, src->name, cfg->copies[src->volume_index].paths);
 	}
 	json_builder_end_object(b);
-}
-
-static void add_string(JsonBuilder *b, const char *key, const char *value)
-{
-	json_builder_set_member_name(b, key);
-	if (value)
-		json_builder_add_string_value(b, value);
-	else
-		json_builder_add_null_value(b);
-}
-
-static void add_double(JsonBuilder *b, const char *key, double value)
-{
-	json_builder_set_member_name(b, key);
-	/* three decimals: microseconds are noise, not information */
-	json_builder_add_double_value(b, (gint64)(value * 1000 + 0.5) / 1000.0);
-}
-
-static void add_int(JsonBuilder *b, const char *key, gint64 value)
-{
-	json_builder_set_member_name(b, key);
-	json_builder_add_int_value(b, value);
 }
 
 /* Where the binlog stood, so a restore can roll forward from it, and how
@@ -154,8 +181,7 @@ static JsonNode *manifest_build(const struct kfs_config *cfg, const struct kfs_s
 	json_builder_set_member_name(b, "mysql");
 	add_mysql(b, cfg, set->mysql);
 	json_builder_set_member_name(b, "ldap");
-	json_builder_begin_object(b);
-	json_builder_end_object(b);
+	add_sources(b, set, KFS_SOURCE_LDAP, cfg);
 	json_builder_set_member_name(b, "copies");
 	add_sources(b, set, KFS_SOURCE_COPY, cfg);
 	json_builder_set_member_name(b, "warnings");

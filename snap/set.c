@@ -33,6 +33,8 @@ static void source_clear(struct kfs_source *src)
 {
 	if (src->root_fd >= 0)
 		close(src->root_fd);
+	if (src->exports)
+		g_ptr_array_unref(src->exports);
 	g_free(src->name);
 	g_free(src->snapshot);
 	g_free(src->root);

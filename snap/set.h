@@ -9,14 +9,15 @@
 #include "../src/config.h"
 #include "mysql.h"
 
-enum kfs_source_kind { KFS_SOURCE_VOLUME, KFS_SOURCE_COPY };
+enum kfs_source_kind { KFS_SOURCE_VOLUME, KFS_SOURCE_COPY, KFS_SOURCE_LDAP };
 
 /* A directory tree shown as <set>/<name>/. */
 struct kfs_source {
 	char *name;
 	enum kfs_source_kind kind;
 	const struct kfs_volume_conf *volume;   /* KFS_SOURCE_VOLUME */
-	size_t volume_index;                    /* index in cfg->volumes */
+	size_t volume_index;    /* index in cfg->volumes, ->copies or ->ldaps */
+	GPtrArray *exports;     /* KFS_SOURCE_LDAP: struct kfs_ldap_export * */
 	char *snapshot;         /* the snapshot subvolume (volumes) */
 	char *root;             /* the directory shown (snapshot[/subdir]) */
 	int root_fd;            /* O_PATH|O_DIRECTORY on root, open while the set lives */

@@ -21,6 +21,7 @@
 #include "../src/log.h"
 #include "btrfs.h"
 #include "copy.h"
+#include "ldap.h"
 #include "manifest.h"
 #include "rmtree.h"
 #include "sets.h"
@@ -227,7 +228,7 @@ static int set_plan(const struct kfs_config *cfg, struct kfs_set *set, GError **
 {
 	size_t i, n = 0;
 
-	set->sources = g_new0(struct kfs_source, cfg->n_volumes + cfg->n_copies);
+	set->sources = g_new0(struct kfs_source, cfg->n_volumes + cfg->n_copies + cfg->n_ldaps);
 	for (i = 0; i < cfg->n_volumes; i++, n++) {
 		const struct kfs_volume_conf *v = &cfg->volumes[i];
 		struct kfs_source *src = &set->sources[n];
@@ -259,6 +260,17 @@ static int set_plan(const struct kfs_config *cfg, struct kfs_set *set, GError **
 		src->root = g_build_filename(set->dir, "copy", src->name, NULL);
 		set->n_sources = n + 1;
 	}
+	for (i = 0; i < cfg->n_ldaps; i++, n++) {
+		struct kfs_source *src = &set->sources[n];
+
+		src->root_fd = -1;
+		src->name = g_strdup(cfg->ldaps[i].name);
+		src->kind = KFS_SOURCE_LDAP;
+		src->volume_index = i;
+		src->ino_space = cfg->ldaps[i].ino_space;
+		src->root = g_build_filename(set->dir, "ldap", src->name, NULL);
+		set->n_sources = n + 1;
+	}
 	return 0;
 }
 
@@ -267,6 +279,31 @@ static int source_open(struct kfs_source *src, GError **error)
 	src->root_fd = open(src->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (src->root_fd < 0)
 		return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+	return 0;
+}
+
+/* Live LDIF exports, each complete before the set appears, so that stat's
+ * size is what a backup tool reads. */
+static int export_ldaps(const struct kfs_config *cfg, struct kfs_set *set, GError **error)
+{
+	g_autofree char *top = g_build_filename(set->dir, "ldap", NULL);
+	size_t i;
+
+	if (cfg->n_ldaps && mkdir(top, 0700) < 0 && errno != EEXIST)
+		return set_error(error, errno, "%s: %s", top, g_strerror(errno));
+	for (i = 0; i < set->n_sources; i++) {
+		struct kfs_source *src = &set->sources[i];
+
+		if (src->kind != KFS_SOURCE_LDAP)
+			continue;
+		if (mkdir(src->root, 0755) < 0)
+			return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+		src->exports = kfs_ldap_export(&cfg->ldaps[src->volume_index], src->root, error);
+		if (!src->exports)
+			return -EIO;
+		if (source_open(src, error) < 0)
+			return -EIO;
+	}
 	return 0;
 }
 
@@ -431,6 +468,9 @@ static int set_build(struct kfs_sets *sets, struct kfs_set *set, GError **error)
 	if (ret < 0)
 		return ret;
 	ret = open_volumes(set, error);
+	if (ret < 0)
+		return ret;
+	ret = export_ldaps(sets->cfg, set, error);
 	if (ret < 0)
 		return ret;
 	ret = copy_sources(sets->cfg, set, error);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../fs/fs.h"
+#include "../snap/ldap.h"
 #include "../snap/mysql.h"
 #include "../snap/sets.h"
 #include "config.h"
@@ -46,18 +47,28 @@ static int stage_config(struct kfs_main *m)
 		kfs_config_destroy(m->cfg);
 		m->cfg = NULL;
 	}
-	if (m->cfg && m->cfg->n_ldaps) {
-		/* parsed, but the exporter is not wired in yet */
-		g_set_error(&error, KFS_CONFIG_ERROR, KFS_CONFIG_ERROR_INVALID,
-			    "%s:%d: [ldap:%s]: LDAP exports are not yet supported in this version",
-			    m->cfg->file, m->cfg->ldaps[0].line, m->cfg->ldaps[0].name);
-		kfs_config_destroy(m->cfg);
-		m->cfg = NULL;
-	}
 	if (!m->cfg) {
 		kfs_err("%s", error->message);
 		g_error_free(error);
 		return -1;
+	}
+	return 0;
+}
+
+static int check_ldaps(const struct kfs_config *cfg)
+{
+	GError *error = NULL;
+	size_t i;
+
+	for (i = 0; i < cfg->n_ldaps; i++) {
+		g_autoptr(GString) report = g_string_new(NULL);
+
+		if (!kfs_ldap_check(&cfg->ldaps[i], report, &error)) {
+			kfs_err("%s", error->message);
+			g_error_free(error);
+			return -1;
+		}
+		printf("ldap %s: %s\n%s", cfg->ldaps[i].name, cfg->ldaps[i].uri, report->str);
 	}
 	return 0;
 }
@@ -71,6 +82,8 @@ static int check_servers(const struct kfs_config *cfg)
 	GError *error = NULL;
 	guint i;
 
+	if (check_ldaps(cfg) < 0)
+		return -1;
 	if (!cfg->mysql || cfg->mysql->lock == KFS_MYSQL_LOCK_NONE)
 		return 0;
 	my = kfs_mysql_connect(cfg, &error);
