@@ -135,6 +135,9 @@ static int ldap_check_identity(struct kfs_ldap *l, GError **error)
 		return kfs_ldap_fail_rc(error, l, rc, "Who am I? failed");
 	dn = who && who->bv_len > 3 && !g_ascii_strncasecmp(who->bv_val, "dn:", 3)
 		? who->bv_val + 3 : "";
+	/* 389-ds answers "dn: cn=directory manager", with a space. */
+	while (*dn == ' ')
+		dn++;
 	if (g_ascii_strcasecmp(dn, l->conf->bind_dn) != 0)
 		ret = kfs_ldap_fail(error, l, -EACCES,
 				    "SASL EXTERNAL maps kolabfs to \"%s\", not to bind_dn \"%s\"",
