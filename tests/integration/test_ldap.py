@@ -9,7 +9,6 @@ the LDIF is copied out of the dated set directory (cp -a, rsync -a) and
 imported with the server's own offline import.
 """
 import errno
-import json
 import os
 import pwd
 import shutil

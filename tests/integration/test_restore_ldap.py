@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
 import tempfile
 
 import pytest
@@ -260,8 +259,9 @@ def test_reinitialise_replica_from_a_set_of_its_supplier(work, btrfs, ds, kolabf
                "cn: L\nsn: L\nuserPassword: later-pw\n" % SUFFIX)
 
         replica.stop()                              # systemctl stop dirsrv@replica
+        # PWFILE: kolabfs's own password file of [ldap:ds] (with its newline)
         b = Block(work, **ds_vars(replica, backup, SUPPLIER=ds.uri,
-                                  PWFILE=section[3].split(" = ")[1], SUFFIX=SUFFIX,
+                                  PWFILE=os.path.join(work, "ds.pw"), SUFFIX=SUFFIX,
                                   AGMT="to-replica"))
         assert "ldif2db successful" in b.run("ds-ldif2db", ns=replica)
         replica.start()                             # systemctl start dirsrv@replica
