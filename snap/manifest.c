@@ -5,6 +5,8 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
@@ -193,15 +195,65 @@ static JsonNode *manifest_build(const struct kfs_config *cfg, const struct kfs_s
 	return json_builder_get_root(b);
 }
 
+/* The shortest text that reads back as D. */
+static void append_double(GString *out, double d)
+{
+	char fmt[8], buf[G_ASCII_DTOSTR_BUF_SIZE];
+	int prec;
+
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(fmt, sizeof(fmt), "%%.%dg", prec);
+		g_ascii_formatd(buf, sizeof(buf), fmt, d);
+		if (g_ascii_strtod(buf, NULL) == d)
+			break;
+	}
+	g_string_append(out, buf);
+}
+
+/*
+ * json-glib prints doubles with 17 significant digits ("311.30799999999999");
+ * an administrator reading MANIFEST.json wants "311.308".  Rewrite every
+ * number outside a string that has a fraction or an exponent.
+ */
+static char *tidy_numbers(const char *p)
+{
+	GString *out = g_string_sized_new(strlen(p) + 1);
+	bool in_string = false;
+	const char *start;
+
+	while (*p) {
+		if (in_string && *p == '\\' && p[1]) {
+			g_string_append_len(out, p, 2);
+			p += 2;
+		} else if (*p == '"') {
+			in_string = !in_string;
+			g_string_append_c(out, *p++);
+		} else if (!in_string && (*p == '-' || g_ascii_isdigit(*p))) {
+			for (start = p; *p && strchr("+-0123456789.eE", *p); p++)
+				;
+			if (memchr(start, '.', p - start) || memchr(start, 'e', p - start) ||
+			    memchr(start, 'E', p - start))
+				append_double(out, g_ascii_strtod(start, NULL));
+			else
+				g_string_append_len(out, start, p - start);
+		} else {
+			g_string_append_c(out, *p++);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
 char *kfs_json_to_text(JsonNode *root)
 {
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autofree char *text = NULL;
+	g_autofree char *tidy = NULL;
 
 	json_generator_set_pretty(gen, TRUE);
 	json_generator_set_root(gen, root);
 	text = json_generator_to_data(gen, NULL);
-	return g_strconcat(text, "\n", NULL);
+	tidy = tidy_numbers(text);
+	return g_strconcat(tidy, "\n", NULL);
 }
 
 int kfs_manifest_write(const struct kfs_config *cfg, const struct kfs_set *set,

@@ -35,6 +35,7 @@ struct kfs_mysql {
 	unsigned long version;  /* 100411 for 10.4.11 */
 	bool locked;
 	bool sql_thread_running;
+	bool io_thread_running;
 	gint64 locked_at;
 	struct kfs_mysql_position pos;
 };
@@ -632,11 +633,16 @@ static bool lock_replica(struct kfs_mysql *m, gint64 deadline, GError **error)
 		return false;
 	running = row_get(row, "Slave_SQL_Running", "Replica_SQL_Running");
 	m->sql_thread_running = running && !strcmp(running, "Yes");
+	running = row_get(row, "Slave_IO_Running", "Replica_IO_Running");
+	m->io_thread_running = running && !strcmp(running, "Yes");
 	m->pos.attempts = 1;
 	t = g_get_monotonic_time();
-	if (m->sql_thread_running &&
-	    bounded_query(m, "STOP SLAVE SQL_THREAD", MAX(remaining_ms(deadline), 50)))
-		return fail(m, m->conn, error, "STOP SLAVE SQL_THREAD");
+	/* The SQL thread fixes the position; the IO thread is stopped too,
+	 * because it rewrites master.info in place and would leave a torn
+	 * one in the snapshot.  It resumes where it was. */
+	if ((m->sql_thread_running || m->io_thread_running) &&
+	    bounded_query(m, "STOP SLAVE", MAX(remaining_ms(deadline), 50)))
+		return fail(m, m->conn, error, "STOP SLAVE");
 	m->pos.lock_wait_ms = ms_since(t);
 	g_clear_pointer(&row, g_hash_table_unref);
 	if (!replica_status(m, &row, error))
@@ -724,8 +730,12 @@ bool kfs_mysql_unlock(struct kfs_mysql *m, GError **error)
 		sql = "UNLOCK TABLES";
 	else if (m->conf->lock == KFS_MYSQL_LOCK_BACKUP_STAGE)
 		sql = "BACKUP STAGE END";
+	else if (m->sql_thread_running && m->io_thread_running)
+		sql = "START SLAVE";
 	else if (m->sql_thread_running)
 		sql = "START SLAVE SQL_THREAD";
+	else if (m->io_thread_running)
+		sql = "START SLAVE IO_THREAD";
 	/* Failing here means the server lost our session inside the window:
 	 * the lock may have gone with it, so the snapshots prove nothing. */
 	if (sql && mysql_query(m->conn, sql) != 0)

@@ -66,8 +66,10 @@ class Writers:
                 while not self.stop_event.is_set():
                     i += 7
                     a, b = i % ACCOUNTS, (i * 3 + 1) % ACCOUNTS
-                    cur.execute("UPDATE bank.accounts SET balance = balance - 3 WHERE id = %s", (a,))
-                    cur.execute("UPDATE bank.accounts SET balance = balance + 3 WHERE id = %s", (b,))
+                    # rows in id order: writers never deadlock each other
+                    for acct, delta in sorted([(a, -3), (b, 3)]):
+                        cur.execute("UPDATE bank.accounts SET balance = balance + %s "
+                                    "WHERE id = %s", (delta, acct))
                     cur.execute("INSERT INTO bank.transfers (a, b, amount) VALUES (%s, %s, 3)",
                                 (a, b))
                     tid = cur.lastrowid
