@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import tempfile
 from urllib.parse import quote
 
@@ -399,3 +400,50 @@ def test_mkdir_while_server_down_fails_and_leaves_nothing(work, btrfs, ol_up, ko
     assert os.listdir(k.path("snapshots", "while-up", "ol")) == [OL_SUFFIX + ".ldif"]
     k.stop()
     assert btrfs.subvolumes() == {"spool", "mysql", "imap"}
+
+
+# --------------------------------------------------------------------------
+# the daemon with both modes under valgrind
+
+def test_daemon_with_ldap_sections_is_clean_under_valgrind(work, btrfs, ds_up, ol_up):
+    """Sets with a task-mode and a search-mode export, taken at mount time
+    and with mkdir, one failing (server down), read and dropped: no memory
+    error and no definite or indirect leak, as test_leaks.py for volumes."""
+    config = ldap_config(work, btrfs, ds_section(work, ds_up), ol_section(work, ol_up))
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    log = os.path.join(work, "valgrind.log")
+    proc = subprocess.Popen(
+        ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+         "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+         "--log-file=" + log, kfs.KOLABFS, "-f", config, mp],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        kfs.wait_until(lambda: kfs.is_mounted(mp) or proc.poll() is not None, 300,
+                       "kolabfs under valgrind to mount")
+        assert proc.poll() is None, "kolabfs exited: %s" % open(log).read()
+        for f in ("ds/userroot.ldif", "ol/%s.ldif" % OL_SUFFIX):
+            assert read_all(os.path.join(mp, "snapshots", "latest", f))
+        os.mkdir(os.path.join(mp, "snapshots", "extra"))
+        with open(os.path.join(mp, "snapshots", "extra", "MANIFEST.json")) as f:
+            assert '"ldap"' in f.read()
+        ol_up.stop()
+        with pytest.raises(OSError) as e:
+            os.mkdir(os.path.join(mp, "snapshots", "while-down"))
+        assert e.value.errno == errno.EIO
+        ol_up.start()
+        os.rmdir(os.path.join(mp, "snapshots", "extra"))
+    finally:
+        if kfs.is_mounted(mp):
+            kfs.run(["fusermount3", "-u", mp], check=False)
+        try:
+            rc = proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+    with open(log) as f:
+        report = f.read()
+    assert rc == 0, "kolabfs under valgrind exited %d:\n%s" % (rc, report[-6000:])
+    assert "definitely lost" not in report and "Invalid" not in report, report[-6000:]
+    assert not [s for s in btrfs.subvolumes() if ".kolabfs-snapshots" in s], btrfs.subvolumes()
+    assert os.listdir(os.path.join(work, "state", "sets")) == []
