@@ -304,9 +304,12 @@ static int task_take(struct kfs_ldap *l, const char *src, int dirfd,
 		return kfs_ldap_fail(error, l, -errno,
 				     "backend %s: the export task succeeded but %s: %s",
 				     e->backend, src, g_strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fchmod(fd, 0600) < 0) {
-		err = kfs_ldap_fail(error, l, -EINVAL, "%s: not a regular file",
-				    src);
+	/* The directory is writable by the server's user: a hard link it
+	 * planted there must not make root chmod or take some other file. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    fchmod(fd, 0600) < 0) {
+		err = kfs_ldap_fail(error, l, -EINVAL,
+				    "%s: not a regular file with a single link", src);
 		goto out_unlink_src;
 	}
 	if (renameat2(AT_FDCWD, src, dirfd, name, RENAME_NOREPLACE) == 0) {
