@@ -226,3 +226,177 @@ def test_backup_tools(work, btrfs, imap, kolabfs_factory):
                          skip=lambda r, f: r == "" and f in ("mtime_ns", "mode"))
     assert_single_instance(os.path.join(dst, "spool"), store, copies)
     k.stop()
+
+
+# --------------------------------------------------------------------------
+# contrib/kolabfs-hook
+
+def hook(work, *args, timeout=300, cwd=None):
+    env = dict(os.environ, KOLABFS=kfs.KOLABFS, KOLABFS_HOOK_RUNDIR=os.path.join(work, "hook-run"))
+    return kfs.run([HOOK] + list(args), check=False, env=env, timeout=timeout, cwd=cwd or work)
+
+
+def plain_config(work, btrfs, extra=None, name="kolabfs.conf"):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, extra=extra))
+    return path
+
+
+def assert_clean(work, btrfs, mp):
+    """Nothing mounted, no kolabfs, no snapshot, no record."""
+    assert not kfs.is_mounted(mp), "%s still mounted" % mp
+    assert not kfs.kolabfs_pids(mp), "kolabfs still runs for %s" % mp
+    assert btrfs.subvolumes() == set(kfs.VOLUMES), btrfs.subvolumes()
+    sets = os.path.join(work, "state", "sets")
+    assert not os.path.isdir(sets) or not os.listdir(sets), os.listdir(sets)
+
+
+def test_hook_before_after(work, btrfs):
+    conf = plain_config(work, btrfs)
+    mp = os.path.join(work, "mnt")
+    os.mkdir(mp)
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 0, p.stderr
+    assert kfs.is_mounted(mp)
+    name = os.readlink(os.path.join(mp, "snapshots", "latest"))
+    assert os.path.isfile(os.path.join(mp, "snapshots", name, "MANIFEST.json"))
+    assert "mounted" in p.stdout and name in p.stdout, p.stdout
+    pids = kfs.kolabfs_pids(mp)
+    assert len(pids) == 1
+
+    # twice: refused, the mount and its set untouched
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert "already mounted" in p.stderr and str(pids[0]) in p.stderr and name in p.stderr, p.stderr
+    assert kfs.kolabfs_pids(mp) == pids and os.readlink(os.path.join(mp, "snapshots", "latest")) == name
+
+    p = hook(work, "--after", conf, mp)
+    assert p.returncode == 0, p.stderr
+    assert "unmounted" in p.stdout and p.stderr == "", (p.stdout, p.stderr)
+    assert_clean(work, btrfs, mp)
+
+    # --after when nothing is mounted
+    p = hook(work, "--after", mp)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert "not mounted" in p.stderr, p.stderr
+
+    # usage errors
+    for args in ([], ["--bogus"], ["--before", "a", "b", "c"], ["--run", conf, mp],
+                 ["--after", "--timeout", "x"]):
+        p = hook(work, *args)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert p.stderr.startswith("kolabfs-hook:") or p.stderr.startswith("usage:"), p.stderr
+
+
+@pytest.mark.parametrize("case", ["unknown-key", "no-server", "missing-config"])
+def test_hook_before_fails(work, btrfs, case):
+    """A broken configuration, or a failure after the snapshots were taken
+    (the directory server of an [ldap:NAME] section is unreachable): exit 1,
+    kolabfs's message, and nothing mounted or left behind."""
+    mp = os.path.join(work, "mnt")
+    os.mkdir(mp)
+    if case == "unknown-key":
+        conf = plain_config(work, btrfs, extra=["[volume:extra]", "backend = btrfs",
+                                                "path = %s" % btrfs.path("spool"), "bogus = 1"])
+        expect = ["bogus"]
+    elif case == "no-server":
+        conf = plain_config(work, btrfs, extra=["[ldap:ds]", "uri = ldap://127.0.0.1:9",
+                                                "mode = search"])
+        expect = ["[ldap:ds]", "ldap://127.0.0.1:9"]
+    else:
+        conf = os.path.join(work, "nonexistent.conf")
+        expect = ["nonexistent.conf"]
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    for e in expect:
+        assert e in p.stderr, p.stderr
+    assert "nothing is mounted" in p.stderr or case == "missing-config", p.stderr
+    assert all(l.startswith("kolabfs-hook: %s: " % mp) for l in p.stderr.splitlines()), p.stderr
+    assert_clean(work, btrfs, mp)
+    p = hook(work, "--after", conf, mp)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+
+
+def test_hook_busy_crash_leftovers(work, btrfs):
+    conf = plain_config(work, btrfs)
+    mp = os.path.join(work, "mnt")
+    os.mkdir(mp)
+    state = os.path.join(work, "state")
+
+    # a process inside the mount: --after fails, names it, keeps the mount
+    assert hook(work, "--before", conf, mp).returncode == 0
+    sleeper = subprocess.Popen(["sleep", "600"], cwd=os.path.join(mp, "snapshots", "latest"))
+    try:
+        p = hook(work, "--after", conf, mp)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "busy" in p.stderr and str(sleeper.pid) in p.stderr, p.stderr
+        assert kfs.is_mounted(mp) and kfs.kolabfs_pids(mp)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert hook(work, "--after", conf, mp).returncode == 0
+    assert_clean(work, btrfs, mp)
+
+    # a snapshot kolabfs cannot delete (something is mounted on it): kolabfs
+    # logs it and keeps it recorded; --after lists it and fails
+    assert hook(work, "--before", conf, mp).returncode == 0
+    name = os.readlink(os.path.join(mp, "snapshots", "latest"))
+    snap = btrfs.path(".kolabfs-snapshots", "spool@" + name)
+    kfs.run(["mount", "-t", "tmpfs", "none", snap])
+    try:
+        p = hook(work, "--after", conf, mp)
+    finally:
+        kfs.run(["umount", snap])
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "left behind: snapshot %s" % snap in p.stderr, p.stderr
+    assert "cannot destroy snapshot %s" % snap in p.stderr, p.stderr
+    assert not kfs.is_mounted(mp)
+    # the next --before reaps it, and says so
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 0, p.stderr
+    assert "reaped snapshot %s" % snap in p.stderr, p.stderr
+    assert hook(work, "--after", conf, mp).returncode == 0
+    assert_clean(work, btrfs, mp)
+
+    # kolabfs killed: --before refuses the dead mount, --after cleans it up,
+    # reports the crash and the snapshots it left
+    assert hook(work, "--before", conf, mp).returncode == 0
+    pid = kfs.kolabfs_pids(mp)[0]
+    os.kill(pid, signal.SIGKILL)
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 30, "kolabfs to die")
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 3 and "no kolabfs serves it" in p.stderr, (p.returncode, p.stderr)
+    p = hook(work, "--after", conf, mp)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "had died" in p.stderr and "status 137" in p.stderr, p.stderr
+    assert p.stderr.count("left behind: snapshot") == len(kfs.VOLUMES), p.stderr
+    assert not kfs.is_mounted(mp)
+    p = hook(work, "--before", conf, mp)
+    assert p.returncode == 0 and p.stderr.count("reaped snapshot") == len(kfs.VOLUMES), p.stderr
+    assert hook(work, "--after", conf, mp).returncode == 0
+    assert_clean(work, btrfs, mp)
+
+
+def test_hook_run_and_foreign_mount(work, btrfs, kolabfs_factory):
+    conf = plain_config(work, btrfs)
+    mp = os.path.join(work, "mnt")
+    os.mkdir(mp)
+    # --run: the command runs inside the set; then everything is torn down
+    p = hook(work, "--run", conf, mp, "--", "sh", "-c", 'echo "cwd=$PWD"; ls')
+    assert p.returncode == 0, p.stderr
+    assert "cwd=%s/snapshots/latest\n" % mp in p.stdout, p.stdout
+    assert "MANIFEST.json" in p.stdout.split() and "spool" in p.stdout.split(), p.stdout
+    assert_clean(work, btrfs, mp)
+    p = hook(work, "--run", conf, mp, "--", "false")
+    assert p.returncode == 1 and "exited with status 1" in p.stderr, (p.returncode, p.stderr)
+    assert_clean(work, btrfs, mp)
+
+    # kolabfs mounted without the hook (mount, fstab): --after unmounts it too
+    k = kolabfs_factory(conf, mp)
+    k.start()
+    k.check_started()
+    p = hook(work, "--after", mp)
+    assert p.returncode == 0, p.stderr
+    assert "journalctl -t kolabfs" in p.stderr, p.stderr
+    assert_clean(work, btrfs, mp)
