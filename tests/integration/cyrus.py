@@ -42,6 +42,19 @@ ADMIN = "cyrus-admin"
 PASSWORD = "any password will do"
 
 
+# Kolab's /etc/imapd.annotations.conf (part): folder types and colours
+KOLAB_ANNOTATIONS = """\
+/vendor/kolab/color,mailbox,string,backend,value.shared value.priv,a
+/vendor/kolab/displayname,mailbox,string,backend,value.shared value.priv,a
+/vendor/kolab/folder-type,mailbox,string,backend,value.shared value.priv,a
+/vendor/kolab/uniqueid,mailbox,string,backend,value.shared value.priv,a
+"""
+METADATA = ("/shared/vendor/kolab/folder-type", "/private/vendor/kolab/color")
+
+imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
+imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -50,7 +63,7 @@ def free_port():
     return port
 
 
-def imapd_conf(spool, confdir, extra=()):
+def imapd_conf(spool, confdir, extra=(), annotations=None):
     """The text of an imapd.conf for this layout: Kolab's settings, with its
     sockets, proc and lock directories and sieve scripts in the configuration
     directory (/var/lib/imap/socket/lmtp, ... on a Kolab server)."""
@@ -74,6 +87,8 @@ def imapd_conf(spool, confdir, extra=()):
         "umask: 077",
         "syslog_prefix: kfs-test-cyrus",
     ]
+    if annotations:
+        lines.append("annotation_definitions: %s" % annotations)
     return "\n".join(lines + list(extra)) + "\n"
 
 
@@ -86,6 +101,7 @@ class Cyrus:
         self.confdir = confdir
         self.conf = os.path.join(instdir, "imapd.conf")
         self.cyrus_conf = os.path.join(instdir, "cyrus.conf")
+        self.annotations = os.path.join(instdir, "annotations.conf")
         self.pidfile = os.path.join(instdir, "master.pid")
         self.lmtp_socket = os.path.join(confdir, "socket", "lmtp")
         self.port = port or free_port()
@@ -100,7 +116,9 @@ class Cyrus:
         os.chmod(self.dir, 0o755)
         shutil.chown(self.dir, USER, GROUP)        # master writes its pid file here
         with open(self.conf, "w") as f:
-            f.write(imapd_conf(self.spool, self.confdir, self.extra_conf))
+            f.write(imapd_conf(self.spool, self.confdir, self.extra_conf, self.annotations))
+        with open(self.annotations, "w") as f:
+            f.write(KOLAB_ANNOTATIONS)
         conf = self.conf
         with open(self.cyrus_conf, "w") as f:
             f.write("START {\n"
@@ -266,6 +284,27 @@ def fetch_all(m, mailbox):
     return res
 
 
+def set_metadata(m, mailbox, entry, value):
+    check(m._simple_command("SETMETADATA", quote(mailbox), '(%s "%s")' % (entry, value)))
+
+
+def get_metadata(m, mailbox, entries=METADATA):
+    """{entry: value} of the entries that are set on mailbox."""
+    typ, data = m._simple_command("GETMETADATA", quote(mailbox), "(%s)" % " ".join(entries))
+    assert typ == "OK", data
+    typ, data = m._untagged_response(typ, data, "METADATA")
+    res = {}
+    for item in data:
+        if item is None:
+            continue
+        text = item.decode() if isinstance(item, bytes) else b" ".join(item).decode()
+        inner = text[text.index("(") + 1:text.rindex(")")].split()
+        for k, v in zip(inner[0::2], inner[1::2]):
+            if v != "NIL":
+                res[k.strip("\"")] = v.strip("\"")
+    return res
+
+
 def list_mailboxes(m, pattern="*"):
     typ, data = m.list('""', pattern)
     assert typ == "OK", data
@@ -364,6 +403,9 @@ def populate(c, store=None, per_user=4):
         for i in range(2):
             n, msg = s.next("kolab %d" % i)
             check(m.append(quote("Projects/Kolab"), "(\\Seen $Kolab)", None, msg))
+        set_metadata(m, "Projects/Kolab", METADATA[0], "event")
+        set_metadata(m, "Projects/Kolab", METADATA[1], "#0080ff")
+        set_metadata(m, "Projects", METADATA[0], "mail")
         check(m.select("INBOX"))
         check(m.uid("STORE", "1:3", "+FLAGS", "(\\Seen)"))
         check(m.uid("STORE", "2", "+FLAGS", "(\\Flagged $Label1)"))
@@ -394,6 +436,7 @@ def state(c, users=USERS):
             names = list_mailboxes(m)
             own = [n for n in names if not n.startswith("Other Users/")]
             res[u] = {"mailboxes": {n: fetch_all(m, n) for n in own},
+                      "metadata": {n: get_metadata(m, n) for n in own},
                       "subscribed": list_mailboxes_lsub(m),
                       "shared": [n for n in names if n.startswith("Other Users/")]}
     return res
