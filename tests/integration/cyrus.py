@@ -107,6 +107,7 @@ class Cyrus:
         self.port = port or free_port()
         self.extra_conf = list(extra_conf)
         self.pid = None
+        self.killed = 0
         self.write_config()
 
     # ---- configuration and start/stop
@@ -186,13 +187,25 @@ class Cyrus:
         return procs_with_arg(self.conf)
 
     def stop(self, timeout=60):
-        """SIGTERM to master; wait (bounded) until it and every child is gone."""
+        """SIGTERM to master; wait (bounded) until it and every child is gone.
+
+        Cyrus 3.6.1's master sometimes does not exit on SIGTERM: it spins in
+        pselect() on a readable descriptor, its exited child left unreaped
+        (seen here about one stop in five, right after IMAP sessions).  Its
+        children are gone by then and everything is on disk, so
+        it gets SIGKILL after 3 s (counted in self.killed; a clean stop takes
+        0.1 s)."""
         if self.running():
             os.kill(self.pid, signal.SIGTERM)
-            wait_until(lambda: not pid_alive(self.pid), timeout, "cyrus master to exit")
+            try:
+                wait_until(lambda: not pid_alive(self.pid), min(timeout, 3),
+                           "cyrus master to exit")
+            except AssertionError:
+                self.killed += 1
+                os.kill(self.pid, signal.SIGKILL)
+                wait_until(lambda: not pid_alive(self.pid), timeout, "cyrus master to die")
         self.pid = None
-        left = self.processes()
-        for p in left:
+        for p in self.processes():
             try:
                 os.kill(p, signal.SIGTERM)
             except ProcessLookupError:

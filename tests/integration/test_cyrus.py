@@ -400,3 +400,9 @@ def test_hook_run_and_foreign_mount(work, btrfs, kolabfs_factory):
     assert p.returncode == 0, p.stderr
     assert "journalctl -t kolabfs" in p.stderr, p.stderr
     assert_clean(work, btrfs, mp)
+
+
+def test_hook_is_posix_sh():
+    """The hook runs under /bin/sh of any distribution: shellcheck -s sh."""
+    p = kfs.run(["shellcheck", "-s", "sh", HOOK], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -24,6 +24,7 @@ state before (tests/integration/cyrus.py: cyrus.state):
   - which set holds a message (7).
 The set restored from is the backup: an `rsync -aH` copy of the set.
 """
+import json
 import os
 import re
 import subprocess
@@ -260,3 +261,79 @@ def test_restore_cyrus(work, btrfs, kolabfs_factory):
         if new:
             new.stop()
         c.stop()
+
+
+def test_whole_server(work, btrfs, kolabfs_factory):
+    """Cyrus and MariaDB back from one set, as restic stored it, into clean
+    directories: every mailbox, message and flag of the set, the database
+    exactly at the set's binary log position, and the database's Kolab
+    users are the mail users."""
+    from mariadb import MariaDB
+    from test_cyrus import restic_backup, restic_env
+
+    datadir = btrfs.path("mysql")
+    # log_bin relative to the datadir (README): a copy starts anywhere
+    db = MariaDB(datadir, os.path.join(work, "run-db"), log_bin="mysql-bin")
+    c = cyrus.Cyrus(os.path.join(work, "cyrus"), btrfs.path("spool"), btrfs.path("imap"))
+    new = newdb = None
+    try:
+        db.install()
+        db.start()
+        c.start()
+        store = cyrus.populate(c)
+        db.sql("CREATE DATABASE kolab")
+        db.sql("CREATE TABLE kolab.users (uid VARCHAR(64) PRIMARY KEY, mail VARCHAR(128)) "
+               "ENGINE=InnoDB")
+        for u in cyrus.USERS:
+            db.sql("INSERT INTO kolab.users VALUES (%s, %s)", u, cyrus.addr(u))
+        before = cyrus.state(c)
+
+        conf = cyrus_config(work, btrfs, c, volumes=("spool", "imap", "mysql"),
+                            extra=["[mysql]", "socket = %s" % db.socket, "lock = ftwrl", ""])
+        k = kolabfs_factory(conf)
+        k.start()
+        k.check_started()
+        manifest = k.manifest()
+        assert manifest["mysql"]["consistency"] == "locked", manifest["mysql"]
+        kfs.run(["restic", "init", "-q"], env=restic_env(work))
+        restic_backup(k, work)
+        k.stop()
+
+        # life goes on after the set, then the server is lost
+        n, msg = store.next("after the set", to=cyrus.addr("john.doe"))
+        c.deliver([cyrus.addr("john.doe")], msg)
+        db.sql("INSERT INTO kolab.users VALUES ('late.user', 'late.user@example.org')")
+        c.stop()
+        db.stop()
+
+        SET = os.path.join(work, "restored")
+        kfs.run(["restic", "restore", "-q", "latest", "--target", SET], env=restic_env(work))
+        with open(os.path.join(SET, "MANIFEST.json")) as f:
+            assert json.load(f)["name"] == manifest["name"]
+
+        newdir = os.path.join(work, "new")
+        for d in ("spool", "imap"):
+            os.makedirs(os.path.join(newdir, d))
+        new = cyrus.Cyrus(os.path.join(newdir, "cyrus"), os.path.join(newdir, "spool"),
+                          os.path.join(newdir, "imap"))
+        Guide(work, new, SET=SET, SPOOL=new.spool, CONFDIR=new.confdir).run("cyrus-whole-spool")
+        kfs.run(["rsync", "-aHAX", "--numeric-ids", SET + "/mysql/", newdir + "/mysql/"])
+        newdb = MariaDB(os.path.join(newdir, "mysql"), os.path.join(work, "run-newdb"),
+                        log_bin="mysql-bin")
+        newdb.start()
+        new.start()
+
+        assert cyrus.state(new) == before
+        users = sorted(r[0] for r in newdb.sql("SELECT uid FROM kolab.users"))
+        assert users == sorted(cyrus.USERS)
+        with new.login() as m:
+            mailboxes = cyrus.list_mailboxes(m)
+        assert sorted({n.split("/")[1].split("@")[0] for n in mailboxes}) == users, mailboxes
+        assert newdb.sql("SELECT @@gtid_binlog_pos")[0][0] == manifest["mysql"]["gtid_position"]
+    finally:
+        for s in (new, c):
+            if s:
+                s.stop()
+        for d in (newdb, db):
+            if d:
+                d.stop()
