@@ -406,3 +406,32 @@ def test_hook_is_posix_sh():
     """The hook runs under /bin/sh of any distribution: shellcheck -s sh."""
     p = kfs.run(["shellcheck", "-s", "sh", HOOK], check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_hook_timeout_and_sigterm(work):
+    """A kolabfs that never completes its set (here a stand-in that only
+    sleeps): --timeout stops it, so does SIGTERM to the hook; exit 1."""
+    fake = os.path.join(work, "bin", "kolabfs")
+    os.makedirs(os.path.dirname(fake))
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\nexec sleep 600\n")
+    os.chmod(fake, 0o755)
+    conf = os.path.join(work, "kolabfs.conf")
+    with open(conf, "w") as f:
+        f.write("[kolabfs]\nstate_dir = %s/state\n" % work)
+    mp = os.path.join(work, "mnt")
+    os.mkdir(mp)
+    env = dict(os.environ, KOLABFS=fake, KOLABFS_HOOK_RUNDIR=os.path.join(work, "hook-run"))
+
+    p = kfs.run([HOOK, "--before", conf, mp, "--timeout", "1"], check=False, env=env)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "no complete set after 1 s" in p.stderr and "nothing is mounted" in p.stderr, p.stderr
+    assert not kfs.procs_with_arg(fake)
+
+    h = subprocess.Popen([HOOK, "--before", conf, mp], env=env, stderr=subprocess.PIPE, text=True)
+    kfs.wait_until(lambda: kfs.procs_with_arg(fake), 30, "the stand-in kolabfs to start")
+    h.send_signal(signal.SIGTERM)
+    err = h.communicate(timeout=60)[1]
+    assert h.returncode == 1 and "interrupted" in err, (h.returncode, err)
+    kfs.wait_until(lambda: not kfs.procs_with_arg(fake), 30, "the stand-in kolabfs to stop")
+    assert not kfs.is_mounted(mp)
