@@ -1,0 +1,339 @@
+"""doc/restore.md, the Cyrus sections (headings "## N. Cyrus: ..."): every
+command block is run, against a real Cyrus IMAP 3.6.
+
+The guide's blocks are fenced ```sh blocks right after an HTML comment
+`<!-- test: cyrus-NAME -->`.  Each is run as it stands with
+`bash -euo pipefail`, in a private mount namespace where /etc/imapd.conf is
+the test server's configuration (bind-mounted over it), so that Debian's
+`cyrus` wrapper and the tools find it as they find /etc/imapd.conf on a
+Kolab server.  The guide's variables ($SET, $SPOOL, $MBOX, ...) are set to
+the test's paths and names.  The `systemctl stop/start cyrus-imapd` the
+guide asks for in its text are done here by stopping and starting master.
+
+What is lost and restored, each read back over IMAP and compared with the
+state before (tests/integration/cyrus.py: cyrus.state):
+  - a message expunged, not yet purged: unexpunge (8.1);
+  - a message expunged and purged (cyr_expire -X 0): from the set (8.2);
+  - a folder with a subfolder deleted and purged (cyr_expire -D 0): from the
+    set, with the same UIDs, flags and annotations (9); before the purge,
+    the guide's check names the DELETED/ copy in the way;
+  - a user deleted and purged: mailboxes, subscriptions, sharing (10);
+  - the whole spool and configuration directory, into clean directories, a
+    new Cyrus started on them (11): every mailbox, message and flag; the
+    single-instance store's hard links intact;
+  - which set holds a message (7).
+The set restored from is the backup: an `rsync -aH` copy of the set.
+"""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+import cyrus
+import kfs
+from test_cyrus import assert_single_instance, cyrus_config
+
+GUIDE = os.path.join(kfs.SRCDIR, "doc", "restore.md")
+VARS = {"SET", "SETS", "SPOOL", "CONFDIR", "SCRATCH", "MBOX", "MSGID", "XUID", "USERID"}
+BLOCK_NAMES = {"cyrus-vars", "cyrus-find-set", "cyrus-unexpunge-list", "cyrus-unexpunge",
+               "cyrus-message-from-set", "cyrus-mailboxes-in-set", "cyrus-mailboxes-check",
+               "cyrus-mailboxes-restore", "cyrus-user-files", "cyrus-whole-spool",
+               "cyrus-list-mailboxes"}
+
+
+def guide_sections():
+    """The text of every section whose heading is "## N. Cyrus: ..."."""
+    with open(GUIDE) as f:
+        text = f.read()
+    parts = re.split(r"(?m)^(?=## )", text)
+    mine = [p for p in parts if re.match(r"## \d+\. Cyrus: ", p)]
+    assert mine, "no Cyrus sections in doc/restore.md"
+    return "".join(mine)
+
+
+def parse_blocks(section):
+    """{name: code} of the ```sh blocks marked <!-- test: name -->; fails on
+    a fenced block that is not marked."""
+    blocks, lines, i = {}, section.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            m = re.fullmatch(r"<!-- test: ([a-z0-9-]+) -->", lines[i - 1].strip())
+            assert m and lines[i] == "```sh", \
+                "unmarked code block in the Cyrus sections of doc/restore.md: %r" % lines[i + 1]
+            j = lines.index("```", i + 1)
+            assert m.group(1) not in blocks, "block %s twice" % m.group(1)
+            blocks[m.group(1)] = "\n".join(lines[i + 1:j]) + "\n"
+            i = j
+        i += 1
+    return blocks
+
+
+BLOCKS = parse_blocks(guide_sections())
+
+
+def test_guide_blocks_are_all_run():
+    section = guide_sections()
+    assert set(BLOCKS) == BLOCK_NAMES
+    prev = ""
+    for line in section.splitlines():
+        assert not (line.startswith("    ") and prev.strip() == ""), \
+            "indented code block in the Cyrus sections (not run by a test): %r" % line
+        prev = line
+    names = set(re.findall(r"^([A-Z]+)=", BLOCKS["cyrus-vars"], re.M))
+    assert names == VARS, "the guide's variables changed: %s" % names
+
+
+class Guide:
+    """Runs the guide's blocks with the test's variables, /etc/imapd.conf
+    being the given server's configuration."""
+
+    def __init__(self, work, server, **variables):
+        self.work = work
+        self.server = server
+        self.vars = dict(variables)
+
+    def run(self, name, check=True, **more):
+        code = BLOCKS[name]
+        env = dict(os.environ, **{**self.vars, **more})
+        env["KFS_IMAPD_CONF"] = self.server.conf
+        env["KFS_BLOCK"] = code
+        used = set(re.findall(r"\$\{?([A-Z]+)", code))
+        assigned = set(re.findall(r"^\s*([A-Z]+)=", code, re.M)) | set(
+            re.findall(r"for ([A-Z]+) in", code))
+        assert used - assigned <= set(env), "block %s: unset %s" % (name, used - assigned - set(env))
+        script = ('mount --bind "$KFS_IMAPD_CONF" /etc/imapd.conf\n'
+                  'exec bash -euo pipefail -c "$KFS_BLOCK"\n')
+        out, err = (os.path.join(self.work, "block." + s) for s in ("out", "err"))
+        with open(out, "w+") as fo, open(err, "w+") as fe:
+            p = subprocess.run(["unshare", "-m", "--propagation", "private", "--",
+                                "bash", "-c", script], env=env, stdout=fo, stderr=fe,
+                               stdin=subprocess.DEVNULL, cwd=self.work, timeout=300)
+            fo.seek(0)
+            fe.seek(0)
+            stdout, stderr = fo.read(), fe.read()
+        if check:
+            assert p.returncode == 0, "block %s failed (%d):\n%s\nstdout: %s\nstderr: %s" % (
+                name, p.returncode, code, stdout, stderr)
+        return stdout
+
+
+def msgid(n):
+    return "<kfs-%d@example.org>" % n
+
+
+def lose_message(c, user, folder, uid):
+    with c.login(cyrus.addr(user)) as m:
+        cyrus.check(m.select(cyrus.quote(folder)))
+        cyrus.check(m.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)"))
+        cyrus.check(m.expunge())
+        m.close()
+
+
+def messages_by_body(mailbox_state):
+    """{body: flags} of one mailbox's state (UIDs aside)."""
+    return {body: flags for flags, body in mailbox_state.values()}
+
+
+def test_restore_cyrus(work, btrfs, kolabfs_factory):
+    c = cyrus.Cyrus(os.path.join(work, "cyrus"), btrfs.path("spool"), btrfs.path("imap"))
+    new = None
+    try:
+        c.start()
+        store = cyrus.populate(c)
+        before = cyrus.state(c)
+        copies = {store.shared[0]: len(cyrus.USERS), store.shared[1]: 3}
+
+        # the set, and the night's backup of it
+        k = kolabfs_factory(cyrus_config(work, btrfs, c))
+        k.start()
+        k.check_started()
+        first = os.readlink(k.path("snapshots", "latest"))
+        backup = os.path.join(work, "backup")
+        kfs.run(["rsync", "-aHAX", "--numeric-ids", k.latest() + "/", backup + "/"])
+        assert_single_instance(os.path.join(backup, "spool"), store, copies)
+
+        g = Guide(work, c, SET=backup, SETS=k.path("snapshots"), SPOOL=c.spool,
+                  CONFDIR=c.confdir, SCRATCH=os.path.join(work, "scratch"))
+        inbox = cyrus.mbox("john.doe")
+
+        # 7. which set: a message that came after the first set is only in
+        # the second one; an older one is in both
+        n_late, late = store.next("arrived later", to=cyrus.addr("john.doe"))
+        c.deliver([cyrus.addr("john.doe")], late)
+        os.mkdir(k.path("snapshots", "second"))
+        found = g.run("cyrus-find-set", MBOX=inbox, MSGID=msgid(n_late)).splitlines()
+        assert len(found) == 1 and found[0].split()[1] == "second", found
+        created = k.manifest("second")["created"]
+        assert found[0].split()[0] == created and found[0].split()[2].endswith("."), found
+        name, uid, flags, body = cyrus.find_message(before, "john.doe", 3)
+        found = g.run("cyrus-find-set", MBOX=inbox, MSGID=msgid(3)).splitlines()
+        assert sorted(l.split()[1] for l in found) == sorted([first, "second"]), found
+        with open(found[0].split()[2], "rb") as f:
+            assert f.read() == body
+        os.rmdir(k.path("snapshots", "second"))
+
+        # 8.1 expunged, not purged: unexpunge, same flags
+        name, uid, flags, body = cyrus.find_message(before, "john.doe", 2)     # hard-linked
+        assert name == "INBOX" and "\\Flagged" in flags and "$Label1" in flags
+        lose_message(c, "john.doe", "INBOX", uid)
+        listed = g.run("cyrus-unexpunge-list", MBOX=inbox)
+        assert re.search(r"^UID: %d$" % uid, listed, re.M), listed
+        g.run("cyrus-unexpunge", MBOX=inbox, XUID=str(uid))
+        now = cyrus.state(c, ["john.doe"])["john.doe"]["mailboxes"]["INBOX"]
+        assert messages_by_body(now)[body] == flags
+
+        # 8.2 expunged and purged: from the set; same message, byte for byte
+        name, uid, flags, body = cyrus.find_message(before, "john.doe", 3)
+        assert name == "INBOX" and "\\Answered" in flags
+        lose_message(c, "john.doe", "INBOX", uid)
+        c.tool("cyr_expire", "-X", "0", "-E", "1")
+        assert "UID: %d\n" % uid not in g.run("cyrus-unexpunge-list", MBOX=inbox)
+        now = cyrus.state(c, ["john.doe"])["john.doe"]["mailboxes"]["INBOX"]
+        assert body not in messages_by_body(now)
+        g.run("cyrus-message-from-set", MBOX=inbox, MSGID=msgid(3))
+        now = cyrus.state(c, ["john.doe"])["john.doe"]["mailboxes"]["INBOX"]
+        assert body in messages_by_body(now)
+        assert max(now) > max(before["john.doe"]["mailboxes"]["INBOX"])     # a new UID
+        # the guide refuses to copy over a message that is still there
+        g.run("cyrus-message-from-set", check=False, MBOX=inbox, MSGID=msgid(3))
+        assert len([b for b in messages_by_body(cyrus.state(c, ["john.doe"])["john.doe"]
+                                                ["mailboxes"]["INBOX"]) if b == body]) == 1
+
+        # 9. a folder and its subfolder deleted; before the purge, the check
+        # names the DELETED/ copies; after it, the folder comes back exactly
+        folder = cyrus.mbox("john.doe", "Projects")
+        with c.login(cyrus.addr("john.doe")) as m:
+            cyrus.check(m.delete("Projects/Kolab"))
+            cyrus.check(m.delete("Projects"))
+            assert cyrus.list_mailboxes(m) == ["INBOX", "Other Users/jane.roe"]
+        in_set = g.run("cyrus-mailboxes-in-set", MBOX=folder).split()
+        assert sorted(in_set[0::2]) == ["example.org!user.john^doe.Projects",
+                                        "example.org!user.john^doe.Projects.Kolab"], in_set
+        blocked = g.run("cyrus-mailboxes-check", MBOX=folder).split()
+        assert len(blocked) == 2 and all("DELETED" in b for b in blocked), blocked
+        c.tool("cyr_expire", "-D", "0", "-E", "1")
+        assert g.run("cyrus-mailboxes-check", MBOX=folder) == ""
+        g.run("cyrus-mailboxes-restore", MBOX=folder)
+        assert not os.path.exists(g.vars["SCRATCH"])
+        now = cyrus.state(c, ["john.doe"])["john.doe"]
+        for f in ("Projects", "Projects/Kolab"):
+            assert now["mailboxes"][f] == before["john.doe"]["mailboxes"][f], f
+            assert now["metadata"][f] == before["john.doe"]["metadata"][f], f
+        assert now["metadata"]["Projects/Kolab"]["/shared/vendor/kolab/folder-type"] == "event"
+
+        # 10. a user deleted and purged
+        user = "jane.roe"
+        with c.login() as m:
+            cyrus.check(m.setacl(cyrus.quote(cyrus.mbox(user)), cyrus.ADMIN, "lrswipkxtecdan"))
+            cyrus.check(m.delete(cyrus.quote(cyrus.mbox(user))))
+        c.tool("cyr_expire", "-D", "0", "-E", "1")
+        with c.login(cyrus.addr("john.doe")) as m:
+            assert cyrus.list_mailboxes(m) == ["INBOX", "Projects", "Projects/Kolab"]
+        for b in ("cyrus-mailboxes-in-set", "cyrus-mailboxes-check", "cyrus-mailboxes-restore"):
+            g.run(b, MBOX=cyrus.mbox(user))
+        g.run("cyrus-user-files", USERID=cyrus.addr(user))
+        now = cyrus.state(c)
+        assert now[user] == before[user]
+        assert now["john.doe"]["shared"] == ["Other Users/jane.roe"]
+
+        k.stop()
+        c.stop()
+
+        # 11. the whole spool into clean directories, a new server on them
+        newdir = os.path.join(work, "new")
+        os.makedirs(os.path.join(newdir, "spool"))
+        os.makedirs(os.path.join(newdir, "imap"))
+        new = cyrus.Cyrus(os.path.join(newdir, "cyrus"), os.path.join(newdir, "spool"),
+                          os.path.join(newdir, "imap"))
+        g = Guide(work, new, SET=backup, SPOOL=new.spool, CONFDIR=new.confdir)
+        g.run("cyrus-whole-spool")
+        assert_single_instance(new.spool, store, copies)
+        new.start()
+        assert cyrus.state(new) == before
+        listed = g.run("cyrus-list-mailboxes").split()
+        assert listed == sorted("%s!%s" % (cyrus.DOMAIN, n) for n in (
+            "user.john^doe", "user.john^doe.Projects", "user.john^doe.Projects.Kolab",
+            "user.jane^roe", "user.jane^roe.Archive", "user.max^mustermann",
+            "user.erika^musterfrau")), listed
+    finally:
+        if new:
+            new.stop()
+        c.stop()
+
+
+def test_whole_server(work, btrfs, kolabfs_factory):
+    """Cyrus and MariaDB back from one set, as restic stored it, into clean
+    directories: every mailbox, message and flag of the set, the database
+    exactly at the set's binary log position, and the database's Kolab
+    users are the mail users."""
+    from mariadb import MariaDB
+    from test_cyrus import restic_backup, restic_env
+
+    datadir = btrfs.path("mysql")
+    # log_bin relative to the datadir (README): a copy starts anywhere
+    db = MariaDB(datadir, os.path.join(work, "run-db"), log_bin="mysql-bin")
+    c = cyrus.Cyrus(os.path.join(work, "cyrus"), btrfs.path("spool"), btrfs.path("imap"))
+    new = newdb = None
+    try:
+        db.install()
+        db.start()
+        c.start()
+        store = cyrus.populate(c)
+        db.sql("CREATE DATABASE kolab")
+        db.sql("CREATE TABLE kolab.users (uid VARCHAR(64) PRIMARY KEY, mail VARCHAR(128)) "
+               "ENGINE=InnoDB")
+        for u in cyrus.USERS:
+            db.sql("INSERT INTO kolab.users VALUES (%s, %s)", u, cyrus.addr(u))
+        before = cyrus.state(c)
+
+        conf = cyrus_config(work, btrfs, c, volumes=("spool", "imap", "mysql"),
+                            extra=["[mysql]", "socket = %s" % db.socket, "lock = ftwrl", ""])
+        k = kolabfs_factory(conf)
+        k.start()
+        k.check_started()
+        manifest = k.manifest()
+        assert manifest["mysql"]["consistency"] == "locked", manifest["mysql"]
+        kfs.run(["restic", "init", "-q"], env=restic_env(work))
+        restic_backup(k, work)
+        k.stop()
+
+        # life goes on after the set, then the server is lost
+        n, msg = store.next("after the set", to=cyrus.addr("john.doe"))
+        c.deliver([cyrus.addr("john.doe")], msg)
+        db.sql("INSERT INTO kolab.users VALUES ('late.user', 'late.user@example.org')")
+        c.stop()
+        db.stop()
+
+        SET = os.path.join(work, "restored")
+        kfs.run(["restic", "restore", "-q", "latest", "--target", SET], env=restic_env(work))
+        with open(os.path.join(SET, "MANIFEST.json")) as f:
+            assert json.load(f)["name"] == manifest["name"]
+
+        newdir = os.path.join(work, "new")
+        for d in ("spool", "imap"):
+            os.makedirs(os.path.join(newdir, d))
+        new = cyrus.Cyrus(os.path.join(newdir, "cyrus"), os.path.join(newdir, "spool"),
+                          os.path.join(newdir, "imap"))
+        Guide(work, new, SET=SET, SPOOL=new.spool, CONFDIR=new.confdir).run("cyrus-whole-spool")
+        kfs.run(["rsync", "-aHAX", "--numeric-ids", SET + "/mysql/", newdir + "/mysql/"])
+        newdb = MariaDB(os.path.join(newdir, "mysql"), os.path.join(work, "run-newdb"),
+                        log_bin="mysql-bin")
+        newdb.start()
+        new.start()
+
+        assert cyrus.state(new) == before
+        users = sorted(r[0] for r in newdb.sql("SELECT uid FROM kolab.users"))
+        assert users == sorted(cyrus.USERS)
+        with new.login() as m:
+            mailboxes = cyrus.list_mailboxes(m)
+        assert sorted({n.split("/")[1].split("@")[0] for n in mailboxes}) == users, mailboxes
+        assert newdb.sql("SELECT @@gtid_binlog_pos")[0][0] == manifest["mysql"]["gtid_position"]
+    finally:
+        for s in (new, c):
+            if s:
+                s.stop()
+        for d in (newdb, db):
+            if d:
+                d.stop()
