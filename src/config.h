@@ -9,6 +9,8 @@
 #define KFS_DEFAULT_CONFIG "/etc/kolabfs/kolabfs.conf"
 #define KFS_DEFAULT_STATE_DIR "/var/lib/kolabfs"
 #define KFS_DEFAULT_NAME_FORMAT "%Y-%m-%dT%H%M%SZ"
+/* A classic LVM snapshot without snapshot_size: a fifth of its origin. */
+#define KFS_DEFAULT_SNAPSHOT_PERCENT 20
 
 enum kfs_backend { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
 
@@ -16,14 +18,18 @@ struct kfs_volume_conf {
 	char *name;             /* [volume:NAME]: the directory in each set */
 	enum kfs_backend backend;
 	char *path;             /* btrfs: the subvolume (absolute, canonical) */
-	char *lv;               /* lvm: vg/lv */
-	char *snapshot_size;    /* lvm classic */
+	char *lv;               /* lvm: VG/LV, both of LVM's name characters */
+	char *snapshot_size;    /* lvm classic: as written; NULL: the default */
+	guint64 snapshot_bytes; /* snapshot_size = 10G: bytes; else 0 */
+	unsigned int snapshot_percent;  /* snapshot_size = 20%ORIGIN: 1..100; else 0 */
 	char *subdir;           /* NULL: the whole volume; else relative, no ".." */
 	char *preset;           /* NULL or cyrus-spool | cyrus-meta | mysql */
 	char **exclude;         /* NULL-terminated globs, never NULL */
 	unsigned int ino_space; /* 1..0xfffe, stable for NAME: st_ino's top 16 bits */
 	int line;               /* line of the group header, for messages */
 	int path_line;          /* line of path =, for kfs_config_check_host */
+	int lv_line;            /* line of lv = */
+	int snapshot_size_line; /* line of snapshot_size =, 0 if absent */
 	int subdir_line;        /* line of subdir =, 0 if absent */
 };
 
