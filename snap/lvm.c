@@ -14,12 +14,14 @@
 #include <errno.h>
 #include <locale.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <lvm2cmd.h>
 
 #include "lvm.h"
+#include "../src/config.h"
 #include "../src/log.h"
 
 #define LVM_NAME_MAX 127
@@ -153,6 +155,7 @@ int kfs_lvm_errno(int ret, const char *messages)
 		{ "not found", ENOENT },
 		{ "Failed to find", ENOENT },
 		{ "in use", EBUSY },
+		{ "open logical volume", EBUSY },
 		{ "busy", EBUSY },
 		{ "already exists", EEXIST },
 		{ "nsufficient free space", ENOSPC },
@@ -316,4 +319,92 @@ bool kfs_lvm_lv_has_tag(const struct kfs_lvm_lv *lv, const char *tag)
 bool kfs_lvm_lv_is_thin(const struct kfs_lvm_lv *lv)
 {
 	return lv->segtype && !strcmp(lv->segtype, "thin");
+}
+
+char *kfs_lvm_dm_name(const char *vg, const char *lv)
+{
+	GString *s = g_string_new(NULL);
+	const char *part[] = { vg, lv }, *c;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(part); i++) {
+		if (i)
+			g_string_append_c(s, '-');
+		for (c = part[i]; *c; c++) {
+			if (*c == '-')
+				g_string_append_c(s, '-');
+			g_string_append_c(s, *c);
+		}
+	}
+	return g_string_free(s, FALSE);
+}
+
+/*
+ * Room in a device-mapper name (127 bytes) for the snapshot's own device
+ * and the layers LVM stacks under it ("-cow", "-real", "-tpool"): the
+ * escaped "VG-NAME" stays within 110.
+ */
+#define DM_NAME_ROOM 110
+
+static size_t dm_len(const char *vg, const char *lv)
+{
+	g_autofree char *dm = kfs_lvm_dm_name(vg, lv);
+
+	return strlen(dm);
+}
+
+static char *join_name(const GString *lv, const GString *set, const char *hash)
+{
+	return g_strdup_printf("%s" KFS_LVM_SNAPSHOT_INFIX "%s%s", lv->str, set->str, hash);
+}
+
+static bool name_fits(const char *vg, const GString *lv, const GString *set,
+		      const char *hash)
+{
+	g_autofree char *name = join_name(lv, set, hash);
+
+	return dm_len(vg, name) <= DM_NAME_ROOM;
+}
+
+char *kfs_lvm_snapshot_name(const char *vg, const char *lv, const char *set)
+{
+	g_autoptr(GString) lv_part = g_string_new(lv);
+	g_autoptr(GString) set_part = g_string_new(NULL);
+	guint32 hash = 2166136261u;
+	bool changed = false;
+	char suffix[16];
+	const char *c;
+
+	/* '_' goes too: LVM reserves "_tmeta", "_rimage", ... anywhere in a
+	 * name, and the set's name is the administrator's free choice. */
+	for (c = set; *c; c++) {
+		bool ok = g_ascii_isalnum(*c) || strchr("+.-", *c);
+
+		changed |= !ok;
+		g_string_append_c(set_part, ok ? *c : '.');
+		hash = (hash ^ (unsigned char)*c) * 16777619u;
+	}
+	if (!changed && name_fits(vg, lv_part, set_part, ""))
+		return join_name(lv_part, set_part, "");
+	/* Shorten the set's part first, then the origin's; the hash stays. */
+	snprintf(suffix, sizeof(suffix), ".%08x", hash);
+	while (set_part->len && !name_fits(vg, lv_part, set_part, suffix))
+		g_string_truncate(set_part, set_part->len - 1);
+	while (lv_part->len > 1 && !name_fits(vg, lv_part, set_part, suffix))
+		g_string_truncate(lv_part, lv_part->len - 1);
+	return join_name(lv_part, set_part, suffix);
+}
+
+guint64 kfs_lvm_snapshot_size(guint64 bytes, unsigned int percent,
+			      const struct kfs_lvm_lv *lv)
+{
+	guint64 extent = lv->extent_size ? lv->extent_size : 4 << 20;
+
+	if (!bytes) {
+		if (!percent)
+			percent = KFS_DEFAULT_SNAPSHOT_PERCENT;
+		/* rounded up, without overflowing on huge LVs */
+		bytes = lv->size / 100 * percent + (lv->size % 100 * percent + 99) / 100;
+	}
+	return (bytes + extent - 1) / extent * extent;
 }

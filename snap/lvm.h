@@ -48,6 +48,44 @@ bool kfs_lvm_lv_is_thin(const struct kfs_lvm_lv *lv);
  * at most 127 bytes. */
 bool kfs_lvm_name_ok(const char *name);
 
+/*
+ * The name of the snapshot of VG/LV for set SET: "<LV>-kfs-<SET>", with
+ * what LVM does not allow in a name turned into '.', and, if that changed
+ * the set's name or it had to be shortened (device-mapper names are at
+ * most 127 bytes), a hash of the set's name appended: the name stays
+ * unique and recognisable.
+ */
+char *kfs_lvm_snapshot_name(const char *vg, const char *lv, const char *set);
+/* The infix that marks kolabfs's snapshots, and their tag. */
+#define KFS_LVM_SNAPSHOT_INFIX "-kfs-"
+#define KFS_LVM_TAG "kolabfs"
+
+/*
+ * The copy-on-write size of a classic snapshot of LV: BYTES, or PERCENT
+ * of LV's size (neither: the default share), rounded up to whole
+ * extents of its VG.
+ */
+guint64 kfs_lvm_snapshot_size(guint64 bytes, unsigned int percent,
+			      const struct kfs_lvm_lv *lv);
+
+/*
+ * Can volume V (backend = lvm) be snapshotted?  Its LV exists, is active,
+ * is not a snapshot, pool or internal volume; a thin LV has no
+ * snapshot_size; a classic one has room for its snapshot (*BYTES) and
+ * RESERVED more in its VG.  0 with *LV filled (clear it), or -errno
+ * with *KEY the config key at fault ("lv" or "snapshot_size").
+ */
+struct kfs_volume_conf;
+int kfs_lvm_volume_check(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
+			 guint64 reserved, struct kfs_lvm_lv *lv, guint64 *bytes,
+			 const char **key, GError **error);
+
+/* One line on volume V for kolabfs --check (newly allocated). */
+char *kfs_lvm_volume_describe(struct kfs_lvm *lvm, const struct kfs_volume_conf *v);
+
+/* VG/LV's name in /dev/mapper: every '-' doubled, joined by '-'. */
+char *kfs_lvm_dm_name(const char *vg, const char *lv);
+
 /* The one mapping of liblvm2cmd's result (and its error messages) to
  * -errno; EIO when nothing more precise is known. */
 int kfs_lvm_errno(int ret, const char *messages);

@@ -1766,6 +1766,101 @@ free_roots:
 	return ok;
 }
 
+/* The name a set taken now would get. */
+static char *kfs_conf_set_name_now(const struct kfs_config *cfg)
+{
+	time_t now = time(NULL);
+	char buf[2 * KFS_NAME_MAX];
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	if (strftime(buf, sizeof(buf), cfg->name_format, &tm) == 0)
+		buf[0] = '\0';
+#pragma GCC diagnostic pop
+	return g_strdup(buf);
+}
+
+/* The snapshot of a set taken now would find its name free. */
+static bool kfs_conf_check_lvm_name(const struct kfs_config *cfg, struct kfs_lvm *lvm,
+				    const struct kfs_volume_conf *v,
+				    const struct kfs_lvm_lv *lv, GError **error)
+{
+	g_autofree char *set = kfs_conf_set_name_now(cfg);
+	g_autofree char *name = kfs_lvm_snapshot_name(lv->vg, lv->name, set);
+	g_autofree char *group = g_strconcat("volume:", v->name, NULL);
+	g_autoptr(GError) local = NULL;
+	struct kfs_lvm_lv taken;
+	int ret;
+
+	ret = kfs_lvm_lv_get(lvm, lv->vg, name, &taken, &local);
+	if (ret == -ENOENT)
+		return true;
+	if (ret == 0) {
+		kfs_lvm_lv_clear(&taken);
+		HERR(cfg, v->lv_line, group, "lv",
+		     "%s/%s, the snapshot of a set taken now, exists already", lv->vg, name);
+	} else {
+		HERR(cfg, v->lv_line, group, "lv", "%s", local->message);
+	}
+	return false;
+}
+
+/*
+ * An LVM volume can be snapshotted now (kfs_lvm_volume_check), with the
+ * classic snapshots of one VG added up in RESERVED (VG -> guint64 *).
+ */
+static bool kfs_conf_check_lvm_volume(const struct kfs_config *cfg, struct kfs_lvm *lvm,
+				      const struct kfs_volume_conf *v,
+				      GHashTable *reserved, GError **error)
+{
+	g_autofree char *vg = g_strndup(v->lv, strcspn(v->lv, "/"));
+	g_autofree char *group = g_strconcat("volume:", v->name, NULL);
+	guint64 *sum = g_hash_table_lookup(reserved, vg);
+	g_autoptr(GError) local = NULL;
+	struct kfs_lvm_lv lv;
+	const char *key;
+	guint64 bytes;
+	bool ok;
+
+	if (kfs_lvm_volume_check(lvm, v, sum ? *sum : 0, &lv, &bytes, &key, &local) < 0) {
+		HERR(cfg, strcmp(key, "lv") ? v->snapshot_size_line : v->lv_line, group, key,
+		     "%s", local->message);
+		return false;
+	}
+	if (!sum) {
+		sum = g_new0(guint64, 1);
+		g_hash_table_insert(reserved, g_strdup(vg), sum);
+	}
+	*sum += bytes;
+	ok = kfs_conf_check_lvm_name(cfg, lvm, v, &lv, error);
+	kfs_lvm_lv_clear(&lv);
+	return ok;
+}
+
+/* liblvm2cmd is set up only when a volume is LVM. */
+static bool kfs_conf_check_lvm(const struct kfs_config *cfg, GError **error)
+{
+	g_autoptr(GHashTable) reserved = g_hash_table_new_full(g_str_hash, g_str_equal,
+								 g_free, g_free);
+	struct kfs_lvm *lvm = NULL;
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; ok && i < cfg->n_volumes; i++) {
+		const struct kfs_volume_conf *v = &cfg->volumes[i];
+
+		if (v->backend != KFS_BACKEND_LVM)
+			continue;
+		if (!lvm && !(lvm = kfs_lvm_create(error)))
+			return false;
+		ok = kfs_conf_check_lvm_volume(cfg, lvm, v, reserved, error);
+	}
+	kfs_lvm_destroy(lvm);
+	return ok;
+}
+
 static bool kfs_conf_check_state_dir(const struct kfs_config *cfg,
 				     GError **error)
 {
@@ -1906,6 +2001,7 @@ static bool kfs_conf_check_servers(const struct kfs_config *cfg,
 bool kfs_config_check_host(const struct kfs_config *cfg, GError **error)
 {
 	return kfs_conf_check_volumes(cfg, error) &&
+	       kfs_conf_check_lvm(cfg, error) &&
 	       kfs_conf_check_copy_paths(cfg, error) &&
 	       kfs_conf_check_state_dir(cfg, error) &&
 	       kfs_conf_check_servers(cfg, error);

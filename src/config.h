@@ -11,12 +11,13 @@
 #define KFS_DEFAULT_NAME_FORMAT "%Y-%m-%dT%H%M%SZ"
 /* A classic LVM snapshot without snapshot_size: a fifth of its origin. */
 #define KFS_DEFAULT_SNAPSHOT_PERCENT 20
+#define KFS_DEFAULT_SNAPSHOT_SIZE "20%ORIGIN"
 
-enum kfs_backend { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
+enum kfs_backend_kind { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
 
 struct kfs_volume_conf {
 	char *name;             /* [volume:NAME]: the directory in each set */
-	enum kfs_backend backend;
+	enum kfs_backend_kind backend;
 	char *path;             /* btrfs: the subvolume (absolute, canonical) */
 	char *lv;               /* lvm: VG/LV, both of LVM's name characters */
 	char *snapshot_size;    /* lvm classic: as written; NULL: the default */
@@ -119,7 +120,9 @@ struct kfs_config *kfs_config_load(const char *file, GError **error);
 
 /*
  * Check the configuration against the machine: every btrfs path is a
- * subvolume, no two volumes share an origin, the state_dir parent exists,
+ * subvolume, no two volumes share an origin, every LVM volume's LV can
+ * be snapshotted (exists, active, thin without snapshot_size, room in its
+ * VG, the snapshot's name free), the state_dir parent exists,
  * every copy path exists, every password_file passes kfs_secret_read(),
  * every ldapi:// socket exists.  Creates nothing, contacts no server.
  */
