@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../src/log.h"
@@ -506,4 +508,79 @@ char *kfs_lvm_volume_describe(struct kfs_lvm *lvm, const struct kfs_volume_conf 
 	}
 	kfs_lvm_lv_clear(&lv);
 	return text;
+}
+
+/* /proc/self/mountinfo escapes space, tab, newline and backslash. */
+static char *mountinfo_unescape(const char *s)
+{
+	GString *out = g_string_new(NULL);
+
+	while (*s) {
+		if (s[0] == '\\' && g_ascii_isdigit(s[1]) && g_ascii_isdigit(s[2]) &&
+		    g_ascii_isdigit(s[3])) {
+			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+						      (s[3] - '0')));
+			s += 4;
+		} else {
+			g_string_append_c(out, *s++);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* PATH relative to DIR ("" for DIR itself), or NULL if it is not in it. */
+static const char *below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (!strcmp(dir, "/"))
+		return path + 1;
+	if (strncmp(path, dir, n) || (path[n] != '/' && path[n]))
+		return NULL;
+	return path + n + (path[n] == '/');
+}
+
+/* One mountinfo line of device DEV: where it shows the filesystem path
+ * WANT ("/" or "/subdir"), added to ROOTS. */
+static void mount_root(const char *line, dev_t dev, const char *want, GPtrArray *roots)
+{
+	g_auto(GStrv) f = g_strsplit(line, " ", 6);
+	g_autofree char *root = NULL, *mnt = NULL;
+	unsigned int maj, min;
+	const char *rel;
+
+	if (g_strv_length(f) < 5 || sscanf(f[2], "%u:%u", &maj, &min) != 2 ||
+	    makedev(maj, min) != dev)
+		return;
+	root = mountinfo_unescape(f[3]);
+	mnt = mountinfo_unescape(f[4]);
+	rel = below(want, root);
+	if (rel)
+		g_ptr_array_add(roots, *rel ? g_build_filename(mnt, rel, NULL) : g_strdup(mnt));
+	else if (below(root, want))
+		g_ptr_array_add(roots, g_strdup(mnt));  /* all of this mount is inside */
+}
+
+char **kfs_lvm_host_roots(const struct kfs_volume_conf *v)
+{
+	g_autofree char *vg = g_strndup(v->lv, strcspn(v->lv, "/"));
+	g_autofree char *dm = kfs_lvm_dm_name(vg, v->lv + strlen(vg) + 1);
+	g_autofree char *dev = g_strdup_printf("/dev/mapper/%s", dm);
+	g_autofree char *want = g_strconcat("/", v->subdir ? v->subdir : "", NULL);
+	g_autofree char *text = NULL;
+	GPtrArray *roots = g_ptr_array_new();
+	g_auto(GStrv) lines = NULL;
+	struct stat st;
+	char **l;
+
+	if (strlen(want) > 1 && want[strlen(want) - 1] == '/')
+		want[strlen(want) - 1] = '\0';
+	if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode) &&
+	    g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL)) {
+		lines = g_strsplit(text, "\n", -1);
+		for (l = lines; *l; l++)
+			mount_root(*l, st.st_rdev, want, roots);
+	}
+	g_ptr_array_add(roots, NULL);
+	return (char **)g_ptr_array_free(roots, FALSE);
 }

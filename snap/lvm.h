@@ -80,6 +80,13 @@ int kfs_lvm_volume_check(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
 			 guint64 reserved, struct kfs_lvm_lv *lv, guint64 *bytes,
 			 const char **key, GError **error);
 
+/*
+ * Where volume V's root (its LV's filesystem, or subdir in it) is mounted
+ * on this host: NULL-terminated, maybe empty; g_strfreev.  For checks
+ * that compare a host path with what a snapshot holds (MySQL's datadir).
+ */
+char **kfs_lvm_host_roots(const struct kfs_volume_conf *v);
+
 /* One line on volume V for kolabfs --check (newly allocated). */
 char *kfs_lvm_volume_describe(struct kfs_lvm *lvm, const struct kfs_volume_conf *v);
 
