@@ -70,6 +70,15 @@ static int snap_error(GError **error, int err, const char *fmt, ...)
 	return -err;
 }
 
+/* "1.5 GiB", with a plain space: messages get grepped. */
+static char *size_text(guint64 bytes)
+{
+	g_autofree char *text = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+	g_auto(GStrv) parts = g_strsplit(text, "\u00a0", -1);
+
+	return g_strjoinv(" ", parts);
+}
+
 static void snap_free(struct lvm_snap *snap)
 {
 	if (snap->mount_fd >= 0)
@@ -125,8 +134,9 @@ static int check_origin(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
 	*key = "lv";
 	ret = kfs_lvm_lv_get(lvm, part[0], part[1], lv, &err);
 	if (ret == -ENOENT)
-		return snap_error(error, ENOENT, "%s: no such logical volume (%s)", v->lv,
-				  err->message);
+		return snap_error(error, ENOENT, "%s: no such %s", v->lv,
+				  strstr(err->message, "Volume group") ? "volume group" :
+				  "logical volume");
 	if (ret < 0)
 		return snap_error(error, -ret, "%s: %s", v->lv, err->message);
 	why = origin_refusal(lv);
@@ -151,9 +161,9 @@ static int check_space(const struct kfs_volume_conf *v, const struct kfs_lvm_lv 
 	*bytes = kfs_lvm_snapshot_size(v->snapshot_bytes, v->snapshot_percent, lv);
 	if (*bytes + reserved <= lv->vg_free)
 		return 0;
-	free_s = g_format_size_full(lv->vg_free, G_FORMAT_SIZE_IEC_UNITS);
-	need_s = g_format_size_full(*bytes, G_FORMAT_SIZE_IEC_UNITS);
-	other_s = g_format_size_full(reserved, G_FORMAT_SIZE_IEC_UNITS);
+	free_s = size_text(lv->vg_free);
+	need_s = size_text(*bytes);
+	other_s = size_text(reserved);
 	return snap_error(error, ENOSPC,
 			  "volume group %s has %s free, the snapshot of %s needs %s%s%s (snapshot_size = %s)",
 			  lv->vg, free_s, v->lv, need_s, reserved ? " besides the snapshots of earlier volumes, " : "",
@@ -405,7 +415,7 @@ static void log_usage(struct kfs_backend *be, struct kfs_source *src)
 	if (snap->thin || snap->mount_fd < 0)
 		return;
 	lvm_health(be, src, &health);
-	size = g_format_size_full(snap->bytes, G_FORMAT_SIZE_IEC_UNITS);
+	size = size_text(snap->bytes);
 	if (health.usage >= 0)
 		kfs_info("[volume:%s] snapshot %s used %.1f%% of its %s of copy-on-write space",
 			 src->name, src->snapshot, health.usage, size);
@@ -495,12 +505,12 @@ char *kfs_lvm_volume_describe(struct kfs_lvm *lvm, const struct kfs_volume_conf 
 
 	if (kfs_lvm_volume_check(lvm, v, 0, &lv, &bytes, &key, NULL) < 0)
 		return g_strdup_printf("lvm %s", v->lv);
-	size = g_format_size_full(lv.size, G_FORMAT_SIZE_IEC_UNITS);
+	size = size_text(lv.size);
 	if (kfs_lvm_lv_is_thin(&lv)) {
 		text = g_strdup_printf("lvm thin volume %s (%s, in pool %s)", v->lv, size, lv.pool);
 	} else {
-		snap = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
-		vg_free = g_format_size_full(lv.vg_free, G_FORMAT_SIZE_IEC_UNITS);
+		snap = size_text(bytes);
+		vg_free = size_text(lv.vg_free);
 		text = g_strdup_printf("lvm %s %s (%s), snapshot %s (snapshot_size = %s), %s free in %s",
 				       lv.segtype, v->lv, size, snap,
 				       v->snapshot_size ? v->snapshot_size : KFS_DEFAULT_SNAPSHOT_SIZE,

@@ -59,8 +59,8 @@ static void lvm_log(int level, const char *file, int line, int dm_errno,
 			g_ptr_array_add(lvm->rows, g_strdup(text));
 		else if (g_str_has_prefix(text, "WARNING"))
 			kfs_warn("lvm: %s", text);
-		else
-			kfs_info("lvm: %s", text);
+		else    /* "Logical volume ... created.": kolabfs says what matters */
+			kfs_debug("lvm: %s", text);
 	} else if (level == LVM2_LOG_VERBOSE) {
 		kfs_debug("lvm: %s", text);
 	}

@@ -13,6 +13,7 @@ status 1) and leaves the guest as it found it: its LVs removed, nothing
 mounted.  The last line of stdout is a JSON summary (timings).  kolabfs
 runs as the daemon it is; its syslog messages are caught on /dev/log.
 """
+import errno
 import json
 import os
 import shutil
@@ -260,10 +261,176 @@ def check_tree(kind, fs, name, data, ref, mounts_before):
     assert ("usage_percent" in v) == (kind == "classic"), v
 
 
+def overrun():
+    """A classic snapshot too small for what the origin writes meanwhile:
+    once full it is invalid, and its files read as EIO, not as garbage."""
+    origin = make_lv("over", "classic", "ext4")
+    kfs._w(os.path.join(origin, "data.bin"), os.urandom(1 << 20))
+    kfs._w(os.path.join(origin, "small.txt"), "small\n")
+    dm_before, mounts_before = dm_devices(), mount_table()
+    conf = write_config([("vol", "%s/over" % VG, "8M", None)])
+    _, _, pid = start(conf)
+    try:
+        vol = os.path.join(MP, "snapshots", "latest", "vol")
+        assert status()["sets"][0]["volumes"]["vol"]["health"] == "ok"
+        sh("dd if=/dev/urandom of=%s/fill bs=1M count=48 conv=fsync status=none" % origin)
+        # the monitor notices within its period; /status looks itself
+        kfs.wait_until(lambda: status()["sets"][0]["volumes"]["vol"]["health"] == "invalid",
+                       60, "the snapshot to be reported invalid")
+        st = status()["sets"][0]
+        assert st["health"] == "degraded", st
+        for name in ("data.bin", "small.txt"):
+            try:
+                with open(os.path.join(vol, name), "rb") as f:
+                    f.read()
+                raise AssertionError("%s of a full snapshot could be read" % name)
+            except OSError as e:
+                assert e.errno == errno.EIO, e
+        kfs.wait_until(lambda: "is invalid" in SYSLOG.text(), 30, "the log to say invalid")
+    finally:
+        stop(pid)
+    assert_clean(dm_before, mounts_before)
+    drop_lv("over")
+
+
+def reap():
+    """kill -9, then a new mount: the leftover snapshot LV, and only it, goes."""
+    make_lv("reap", "classic", "ext4")
+    sh("lvcreate -q -y -n other -L 16M %(vg)s\n"                  # an unrelated LV
+       "lvcreate -q -y -s -n reap_snap -L 16M %(vg)s/reap\n"      # an unrelated snapshot
+       # ours by name and tag, but in no record: not kolabfs's to remove
+       "lvcreate -q -y -s -n reap-kfs-unrecorded -L 16M --addtag kolabfs %(vg)s/reap"
+       % {"vg": VG})
+    others = set(lvs())
+    conf = write_config([("vol", "%s/reap" % VG, "32M", None)])
+    _, _, pid = start(conf)
+    left = set(snapshots()) - others
+    assert len(left) == 1, left
+    os.kill(pid, signal.SIGKILL)
+    kfs.wait_until(lambda: not kfs.pid_alive(pid), 60, "kolabfs to die")
+    kfs.run(["umount", MP])             # the dead FUSE connection
+    assert left <= set(lvs()), "the leftover went without a reaper"
+    _, _, pid = start(conf)
+    try:
+        now = set(lvs())
+        assert not (left & now), "leftover snapshot not reaped: %s" % (left & now)
+        assert others <= now, "the reaper took %s" % (others - now)
+        warnings = manifest()["warnings"]
+        assert any("reaped snapshot lvm:%s/%s" % (VG, n) in w for n in left for w in warnings), \
+            warnings
+    finally:
+        stop(pid)
+    assert set(lvs()) == others, lvs()
+    sh("lvremove -q -y %(vg)s/reap-kfs-unrecorded %(vg)s/reap_snap %(vg)s/other" % {"vg": VG})
+    drop_lv("reap")
+
+
+def refused(conf, *fragments):
+    """kolabfs --check and the mount both fail, saying FRAGMENTS; nothing is left."""
+    lv_before, dm_before, mounts_before = lvs(), dm_devices(), mount_table()
+    for args in (["--check", conf], [conf, MP]):
+        os.makedirs(MP, exist_ok=True)
+        p = kfs.run([kfs.KOLABFS] + args, check=False, stdin=subprocess.DEVNULL)
+        assert p.returncode != 0, "kolabfs %s succeeded" % args
+        for frag in fragments:
+            assert frag in p.stderr, "%r not in: %s" % (frag, p.stderr)
+    assert lvs() == lv_before and dm_devices() == dm_before and mount_table() == mounts_before
+    assert not os.path.isdir(os.path.join(STATE, "sets")) or \
+        os.listdir(os.path.join(STATE, "sets")) == []
+    return p.stderr
+
+
+def badconfig():
+    make_lv("good", "classic", "ext4")
+    make_lv("thin1", "thin", "ext4")
+    sh("lvcreate -q -y -n blank -L 32M %s" % VG)      # no filesystem on it
+    errs = {}
+    errs["missing"] = refused(write_config([("vol", "%s/nope" % VG, None, None)]),
+                              "[volume:vol] lv: %s/nope: no such logical volume" % VG)
+    errs["room"] = refused(write_config([("vol", "%s/good" % VG, "100G", None)]),
+                           "[volume:vol] snapshot_size: volume group %s has" % VG,
+                           "needs 100.0 GiB (snapshot_size = 100G)")
+    errs["thin-size"] = refused(write_config([("vol", "%s/thin1" % VG, "1G", None)]),
+                                "[volume:vol] snapshot_size: %s/thin1 is a thin volume" % VG)
+    errs["pool"] = refused(write_config([("vol", "%s/%s" % (VG, POOL), None, None)]),
+                           "is a thin pool")
+    # passes every check, fails after the snapshots exist: all are removed
+    conf = write_config([("a", "%s/good" % VG, "16M", None), ("b", "%s/blank" % VG, "16M", None)])
+    lv_before, dm_before, mounts_before = lvs(), dm_devices(), mount_table()
+    rc, err, _ = start(conf, check=False)
+    assert rc != 0 and "[volume:b] snapshot %s/blank-kfs-" % VG in err, err
+    assert "no filesystem found" in err, err
+    assert lvs() == lv_before and dm_devices() == dm_before and mount_table() == mounts_before
+    errs["late"] = err
+    summary["errors"] = errs
+    sh("lvremove -q -y %s/blank" % VG)
+    drop_lv("thin1")
+    drop_lv("good")
+
+
+def mysql():
+    """A MariaDB datadir on an LV, writers running, [mysql] lock = ftwrl:
+    every set's copy starts and is consistent, later sets hold more."""
+    from mariadb import MariaDB
+    import test_mysql as tm
+    origin = make_lv("db", "classic", "ext4", "640M")
+    db = MariaDB(os.path.join(origin, "data"), "/tmp/run-primary")
+    db.install()
+    db.start()
+    try:
+        tm.create_bank(db)
+        tm.create_backup_user(db)
+        pw = tm.write_password("/tmp", "mysql.pw", tm.PASSWORD)
+        conf = write_config([("mysql", "%s/db" % VG, "96M", None)], extra=[
+            "[mysql]", "socket = %s" % db.socket, "user = kolabfs",
+            "password_file = %s" % pw, "lock = ftwrl"])
+        mysql_sets(db, conf)
+    finally:
+        db.stop()
+    drop_lv("db")
+
+
+def mysql_sets(db, conf):
+    import test_mysql as tm
+    from mariadb import MariaDB
+    dm_before, mounts_before = dm_devices(), mount_table()
+    with tm.Writers(db) as w:
+        _, _, pid = start(conf)
+        for i in range(2):
+            before = w.commits
+            kfs.wait_until(lambda: w.commits > before + 10 or w.errors, 60, "more commits")
+            os.mkdir(os.path.join(MP, "snapshots", "load-%d" % i))
+        w.stop()
+    try:
+        sets = sorted(s for s in os.listdir(os.path.join(MP, "snapshots")) if s != "latest")
+        assert len(sets) == 3, sets
+        counts = []
+        for n, name in enumerate(sets):
+            m = manifest(name)["mysql"]
+            assert m["lock"] == "ftwrl" and m["consistency"] == "locked", m
+            summary.setdefault("lock_hold_ms", []).append(m["lock_hold_ms"])
+            dst = "/mnt/%s/restore-%d" % (SCRATCH, n)
+            kfs.rsync_copy(os.path.join(MP, "snapshots", name, "mysql"), dst)
+            copy = MariaDB(os.path.join(dst, "data"), "/tmp/run-restore-%d" % n,
+                           server_id=10 + n)
+            copy.start()
+            try:
+                counts.append(tm.check_consistent(copy))
+            finally:
+                copy.stop()
+            shutil.rmtree(dst)
+        assert counts == sorted(counts) and counts[-1] > counts[0], counts
+        summary["transfers"] = counts
+    finally:
+        stop(pid)
+    assert_clean(dm_before, mounts_before)
+
+
 def main():
     scenario = sys.argv[1]
     t0 = time.monotonic()
-    {"setup": setup, "tree": tree}[scenario](*sys.argv[2:])
+    {"setup": setup, "tree": tree, "overrun": overrun, "reap": reap,
+     "badconfig": badconfig, "mysql": mysql}[scenario](*sys.argv[2:])
     summary["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(summary))
 
