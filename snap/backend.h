@@ -16,7 +16,8 @@
 /* Live health of one snapshot, for /status. */
 struct kfs_health {
 	const char *state;      /* "ok", "missing" or "invalid" */
-	double usage;           /* copy-on-write space used, percent; < 0: none */
+	guint64 cow_used;       /* copy-on-write space used, bytes */
+	guint64 cow_size;       /* and there is; 0: no such space */
 };
 
 struct kfs_backend;

@@ -410,7 +410,7 @@ static void btrfs_health(struct kfs_backend *be, struct kfs_source *src,
 {
 	struct stat st;
 
-	health->usage = -1;
+	health->cow_used = health->cow_size = 0;
 	health->state = "ok";
 	if (src->root_fd < 0 || fstat(src->root_fd, &st) < 0 ||
 	    kfs_btrfs_is_subvolume(src->snapshot) < 0)

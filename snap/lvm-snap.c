@@ -333,10 +333,12 @@ static void classic_health(struct kfs_source *src, const char *params,
 
 	if (sscanf(params, "%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, &used, &total) == 2 &&
 	    total) {
-		health->usage = 100.0 * used / total;
-		if (health->usage >= USAGE_WARN_PERCENT && !g_atomic_int_exchange(&snap->warned, 1))
+		health->cow_used = used * 512;
+		health->cow_size = total * 512;
+		if (100.0 * used / total >= USAGE_WARN_PERCENT &&
+		    !g_atomic_int_exchange(&snap->warned, 1))
 			kfs_warn("[volume:%s] snapshot %s: %.0f%% of its copy-on-write space used; it becomes invalid when full (snapshot_size)",
-				 src->name, src->snapshot, health->usage);
+				 src->name, src->snapshot, 100.0 * used / total);
 		return;
 	}
 	health->state = "invalid";
@@ -353,7 +355,7 @@ static void lvm_health(struct kfs_backend *be, struct kfs_source *src,
 	char type[32], params[256];
 
 	health->state = "ok";
-	health->usage = -1;
+	health->cow_used = health->cow_size = 0;
 	if (kfs_source_is_invalid(src)) {
 		health->state = "invalid";
 		return;
@@ -416,9 +418,9 @@ static void log_usage(struct kfs_backend *be, struct kfs_source *src)
 		return;
 	lvm_health(be, src, &health);
 	size = size_text(snap->bytes);
-	if (health.usage >= 0)
+	if (health.cow_size)
 		kfs_info("[volume:%s] snapshot %s used %.1f%% of its %s of copy-on-write space",
-			 src->name, src->snapshot, health.usage, size);
+			 src->name, src->snapshot, 100.0 * health.cow_used / health.cow_size, size);
 	else
 		kfs_info("[volume:%s] snapshot %s: %s at teardown (%s of copy-on-write space)",
 			 src->name, src->snapshot, health.state, size);

@@ -23,10 +23,14 @@ static void add_volume(JsonBuilder *b, struct kfs_source *src, bool *healthy)
 	json_builder_add_string_value(b, src->snapshot);
 	json_builder_set_member_name(b, "health");
 	json_builder_add_string_value(b, health.state);
-	if (health.usage >= 0) {
-		/* percent of the copy-on-write space, two decimals */
+	if (health.cow_size) {
+		/* whole percent (rounded down) for people, bytes for sizing */
 		json_builder_set_member_name(b, "usage_percent");
-		json_builder_add_double_value(b, (gint64)(health.usage * 100) / 100.0);
+		json_builder_add_int_value(b, health.cow_used * 100 / health.cow_size);
+		json_builder_set_member_name(b, "cow_used_bytes");
+		json_builder_add_int_value(b, health.cow_used);
+		json_builder_set_member_name(b, "cow_size_bytes");
+		json_builder_add_int_value(b, health.cow_size);
 	}
 	json_builder_end_object(b);
 }
