@@ -61,9 +61,11 @@ static int getattr_virtual(struct kfs_fs *fs, struct kfs_node *node, struct stat
 
 int kfs_fs_getattr_node(struct kfs_fs *fs, struct kfs_node *node, struct stat *st)
 {
+	int err = kfs_node_unusable(node);
+
 	memset(st, 0, sizeof(*st));
-	if (node->set && kfs_set_is_dead(node->set))
-		return -ESTALE;
+	if (err)
+		return -err;
 	switch (node->kind) {
 	case KFS_NODE_MANIFEST:
 		if (fstatat(node->set->manifest_fd, "", st, AT_EMPTY_PATH) < 0)
@@ -123,10 +125,12 @@ static int lookup_pass(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 }
 
 static int lookup_source_root(struct kfs_fs *fs, struct kfs_set *set,
-			      const struct kfs_source *src, struct fuse_entry_param *e)
+			      struct kfs_source *src, struct fuse_entry_param *e)
 {
 	struct kfs_node *node;
 
+	if (kfs_source_is_invalid(src))
+		return -EIO;
 	if (fstatat(src->root_fd, "", &e->attr, AT_EMPTY_PATH) < 0)
 		return -errno;
 	node = kfs_inodes_ref_pass(fs->inodes, set, src, e->attr.st_ino, "");
@@ -194,8 +198,9 @@ int kfs_fs_lookup_node(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 	int ret;
 
 	memset(e, 0, sizeof(*e));
-	if (parent->set && kfs_set_is_dead(parent->set))
-		return -ESTALE;
+	ret = kfs_node_unusable(parent);
+	if (ret)
+		return -ret;
 	if (parent->kind == KFS_NODE_PASS)
 		return lookup_pass(fs, parent, dirfd, name, e);
 	node = lookup_virtual(fs, parent, name, e, &ret);

@@ -51,10 +51,11 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kfs_fs *fs = kfs_fs_of(req);
 	struct kfs_node *node = kfs_node_of(req, ino);
 	struct kfs_dirh *d;
-	int fd;
+	int fd, err;
 
-	if (node->set && kfs_set_is_dead(node->set)) {
-		fuse_reply_err(req, ESTALE);
+	err = kfs_node_unusable(node);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	d = g_new0(struct kfs_dirh, 1);
@@ -65,14 +66,14 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fd = openat(node->src->root_fd, *node->path ? node->path : ".",
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
-		int err = errno;
-
+		err = errno;
 		if (fd >= 0)
 			close(fd);
 		g_free(d);
 		fuse_reply_err(req, err);
 		return;
 	}
+	kfs_source_fd_add(node->src, fd);
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 out:
@@ -83,9 +84,12 @@ out:
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_dirh *d = (struct kfs_dirh *)(uintptr_t)fi->fh;
+	struct kfs_node *node = kfs_node_of(req, ino);
 
-	if (d->dp)
+	if (d->dp) {
+		kfs_source_fd_remove(node->src, dirfd(d->dp));
 		closedir(d->dp);
+	}
 	if (d->names)
 		g_ptr_array_unref(d->names);
 	g_free(d);
@@ -219,9 +223,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct kfs_dirh *d = (struct kfs_dirh *)(uintptr_t)fi->fh;
 	g_autofree char *buf = g_malloc(size);
 	ssize_t used;
+	int err;
 
-	if (node->set && kfs_set_is_dead(node->set)) {
-		fuse_reply_err(req, ESTALE);
+	err = kfs_node_unusable(node);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (d->names)

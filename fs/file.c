@@ -35,14 +35,15 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kfs_fs *fs = kfs_fs_of(req);
 	struct kfs_node *node = kfs_node_of(req, ino);
 	struct kfs_genfile *g;
-	int fd;
+	int fd, err;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (node->set && kfs_set_is_dead(node->set)) {
-		fuse_reply_err(req, ESTALE);
+	err = kfs_node_unusable(node);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (node->kind == KFS_NODE_STATUS) {
@@ -63,6 +64,8 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	if (node->kind == KFS_NODE_PASS)
+		kfs_source_fd_add(node->src, fd);
 	fi->fh = fd;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
@@ -84,6 +87,10 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_buf(req, g->text + off, MIN(size, g->len - off));
 		return;
 	}
+	if (kfs_node_unusable(node)) {
+		fuse_reply_err(req, kfs_node_unusable(node));
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fi->fh;
 	buf.buf[0].pos = off;
@@ -100,6 +107,8 @@ void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		g_free(g->text);
 		g_free(g);
 	} else {
+		if (node->kind == KFS_NODE_PASS)
+			kfs_source_fd_remove(node->src, fi->fh);
 		close(fi->fh);
 	}
 	fuse_reply_err(req, 0);
@@ -125,8 +134,8 @@ void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (kfs_set_is_dead(node->set)) {
-		fuse_reply_err(req, ESTALE);
+	if (kfs_node_unusable(node)) {
+		fuse_reply_err(req, kfs_node_unusable(node));
 		return;
 	}
 	n = readlinkat(node->src->root_fd, node->path, buf, sizeof(buf) - 1);

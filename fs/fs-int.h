@@ -2,6 +2,7 @@
 #ifndef KFS_FS_INT_H
 #define KFS_FS_INT_H
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -31,6 +32,20 @@ static inline struct kfs_fs *kfs_fs_of(fuse_req_t req)
 static inline struct kfs_node *kfs_node_of(fuse_req_t req, fuse_ino_t ino)
 {
 	return kfs_inodes_get(kfs_fs_of(req)->inodes, ino);
+}
+
+/*
+ * Can NODE be used?  ESTALE once its set is torn down; EIO once the
+ * snapshot of its source broke (a full LVM snapshot): a backup tool must
+ * see an error, not a file.  0 if it can.
+ */
+static inline int kfs_node_unusable(const struct kfs_node *node)
+{
+	if (node->set && kfs_set_is_dead(node->set))
+		return ESTALE;
+	if (node->kind == KFS_NODE_PASS && kfs_source_is_invalid(node->src))
+		return EIO;
+	return 0;
 }
 
 /* fs/attr.c */

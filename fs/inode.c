@@ -96,7 +96,7 @@ uint64_t kfs_inodes_nodeid(const struct kfs_node *node)
 }
 
 static struct kfs_node *ref_key(struct kfs_inodes *t, const struct node_key *key,
-				struct kfs_set *set, const struct kfs_source *src,
+				struct kfs_set *set, struct kfs_source *src,
 				uint64_t ino, const char *path)
 {
 	struct kfs_node *node;
@@ -130,7 +130,7 @@ struct kfs_node *kfs_inodes_ref_set(struct kfs_inodes *t, struct kfs_set *set,
 }
 
 struct kfs_node *kfs_inodes_ref_pass(struct kfs_inodes *t, struct kfs_set *set,
-				     const struct kfs_source *src, uint64_t local_ino,
+				     struct kfs_source *src, uint64_t local_ino,
 				     const char *path)
 {
 	struct node_key key = { KFS_NODE_PASS, src, local_ino };

@@ -28,7 +28,7 @@ struct kfs_node {
 	enum kfs_node_kind kind;
 	uint64_t ino;                   /* st_ino shown to users */
 	struct kfs_set *set;            /* SET, MANIFEST, PASS: a reference */
-	const struct kfs_source *src;   /* PASS */
+	struct kfs_source *src;   /* PASS */
 	uint64_t local_ino;             /* PASS: st_ino on the source */
 	char *path;                     /* PASS: "" for the source root */
 	uint64_t nlookup;               /* the kernel's lookup count */
@@ -53,7 +53,7 @@ struct kfs_node *kfs_inodes_fixed(struct kfs_inodes *t, enum kfs_node_kind kind)
 struct kfs_node *kfs_inodes_ref_set(struct kfs_inodes *t, struct kfs_set *set,
 				    enum kfs_node_kind kind);
 struct kfs_node *kfs_inodes_ref_pass(struct kfs_inodes *t, struct kfs_set *set,
-				     const struct kfs_source *src, uint64_t local_ino,
+				     struct kfs_source *src, uint64_t local_ino,
 				     const char *path);
 
 /* The kernel forgets N lookups; the node goes when none are left. */

@@ -58,8 +58,8 @@ static void reply_xattr(fuse_req_t req, struct kfs_node *node, const char *name,
 			fuse_reply_xattr(req, 0);
 		return;
 	}
-	if (kfs_set_is_dead(node->set)) {
-		fuse_reply_err(req, ESTALE);
+	if (kfs_node_unusable(node)) {
+		fuse_reply_err(req, kfs_node_unusable(node));
 		return;
 	}
 	ret = node_xattr(node, name, buf, size);

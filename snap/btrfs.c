@@ -24,6 +24,7 @@
 
 #include <glib.h>
 
+#include "backend.h"
 #include "btrfs.h"
 #include "../src/log.h"
 
@@ -349,4 +350,111 @@ free_names:
 	g_free(parent);
 	g_free(name);
 	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* The backend: snapshots beside the subvolume, shown where they are.  */
+
+static int btrfs_plan(struct kfs_backend *be, const struct kfs_set *set,
+		      struct kfs_source *src, GError **error)
+{
+	const struct kfs_volume_conf *v = src->volume;
+	g_autofree char *dir = kfs_btrfs_snapshot_dir(v->path);
+	g_autofree char *base = NULL;
+
+	if (!dir) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "[volume:%s] %s: %s", v->name, v->path, g_strerror(errno));
+		return -errno;
+	}
+	base = g_strdup_printf("%s@%s", v->name, set->name);
+	src->snapshot = g_build_filename(dir, base, NULL);
+	src->record = g_strdup(src->snapshot);
+	src->root = v->subdir ? g_build_filename(src->snapshot, v->subdir, NULL)
+			      : g_strdup(src->snapshot);
+	return 0;
+}
+
+static int btrfs_create(struct kfs_backend *be, struct kfs_source *src, GError **error)
+{
+	int ret = kfs_btrfs_snapshot_create(src->volume->path, src->snapshot);
+
+	if (ret < 0)
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-ret),
+			    "[volume:%s] cannot snapshot %s to %s: %s", src->name,
+			    src->volume->path, src->snapshot, g_strerror(-ret));
+	return ret;
+}
+
+static int btrfs_open(struct kfs_backend *be, struct kfs_source *src, GError **error)
+{
+	src->root_fd = open(src->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (src->root_fd < 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "%s: %s", src->root, g_strerror(errno));
+		return -errno;
+	}
+	src->filesystem = g_strdup("btrfs");
+	return 0;
+}
+
+static int btrfs_destroy(struct kfs_backend *be, struct kfs_source *src)
+{
+	return kfs_btrfs_snapshot_destroy(src->snapshot);
+}
+
+/* Healthy while it is still there and still a subvolume: someone
+ * deleting it by hand must show, not go unnoticed until restore. */
+static void btrfs_health(struct kfs_backend *be, struct kfs_source *src,
+			 struct kfs_health *health)
+{
+	struct stat st;
+
+	health->cow_used = health->cow_size = 0;
+	health->state = "ok";
+	if (src->root_fd < 0 || fstat(src->root_fd, &st) < 0 ||
+	    kfs_btrfs_is_subvolume(src->snapshot) < 0)
+		health->state = "missing";
+}
+
+static bool btrfs_owns(const char *entry)
+{
+	return g_path_is_absolute(entry);
+}
+
+/* Only .../.kolabfs-snapshots/<volume>@<set>, and only read-only
+ * subvolumes (kfs_btrfs_snapshot_destroy checks that). */
+static int btrfs_reap(struct kfs_backend *be, const char *entry)
+{
+	g_autofree char *base = g_path_get_basename(entry);
+	g_autofree char *dir = g_path_get_dirname(entry);
+	g_autofree char *dirbase = g_path_get_basename(dir);
+
+	if (!strchr(base, '@') || strcmp(dirbase, SNAPSHOT_DIR_NAME))
+		return -EPERM;
+	return kfs_btrfs_snapshot_destroy(entry);
+}
+
+static void btrfs_free(struct kfs_backend *be)
+{
+}
+
+static const struct kfs_backend_ops btrfs_ops = {
+	.name = "btrfs",
+	.revoke = false,        /* a snapshot goes even while files are open */
+	.plan = btrfs_plan,
+	.create = btrfs_create,
+	.open = btrfs_open,
+	.destroy = btrfs_destroy,
+	.health = btrfs_health,
+	.owns = btrfs_owns,
+	.reap = btrfs_reap,
+	.free = btrfs_free,
+};
+
+struct kfs_backend *kfs_btrfs_backend_create(GError **error)
+{
+	static struct kfs_backend be = { .ops = &btrfs_ops };
+
+	return &be;
 }

@@ -64,7 +64,7 @@ static void add_volume(JsonBuilder *b, const struct kfs_source *src)
 	json_builder_set_member_name(b, "snapshot");
 	json_builder_add_string_value(b, src->snapshot);
 	json_builder_set_member_name(b, "filesystem");
-	json_builder_add_string_value(b, "btrfs");
+	json_builder_add_string_value(b, src->filesystem);
 	if (v->subdir) {
 		json_builder_set_member_name(b, "subdir");
 		json_builder_add_string_value(b, v->subdir);

@@ -17,6 +17,7 @@
 #include "../src/error.h"
 #include "../src/log.h"
 #include "../src/secret.h"
+#include "lvm.h"
 #include "mysql.h"
 
 /* One lock request may keep writers waiting this long, no longer. */
@@ -134,17 +135,30 @@ static MYSQL *open_conn(struct kfs_mysql *m, const char *password, GError **erro
 }
 
 /* The directories the volumes show: the datadir, binlog and InnoDB files
- * must lie inside them for a copy to be restorable. */
+ * must lie inside them for a copy to be restorable.  An LVM volume shows
+ * its LV's filesystem, wherever that is mounted. */
 static char **volume_roots(const struct kfs_config *cfg)
 {
-	char **roots = g_new0(char *, cfg->n_volumes + 1);
+	GPtrArray *roots = g_ptr_array_new();
 	size_t i;
+	char **r;
 
-	for (i = 0; i < cfg->n_volumes; i++)
-		roots[i] = cfg->volumes[i].subdir
-			? g_build_filename(cfg->volumes[i].path, cfg->volumes[i].subdir, NULL)
-			: g_strdup(cfg->volumes[i].path);
-	return roots;
+	for (i = 0; i < cfg->n_volumes; i++) {
+		const struct kfs_volume_conf *v = &cfg->volumes[i];
+		char **lvm;
+
+		if (v->backend == KFS_BACKEND_LVM) {
+			lvm = kfs_lvm_host_roots(v);
+			for (r = lvm; *r; r++)
+				g_ptr_array_add(roots, *r);
+			g_free(lvm);
+		} else {
+			g_ptr_array_add(roots, v->subdir ? g_build_filename(v->path, v->subdir, NULL)
+							 : g_strdup(v->path));
+		}
+	}
+	g_ptr_array_add(roots, NULL);
+	return (char **)g_ptr_array_free(roots, FALSE);
 }
 
 struct kfs_mysql *kfs_mysql_connect(const struct kfs_config *cfg, GError **error)

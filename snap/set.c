@@ -5,8 +5,12 @@
  * reference. */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "../src/log.h"
+#include "backend.h"
 #include "set.h"
 
 struct kfs_set *kfs_set_new(const char *name, const char *dir)
@@ -33,10 +37,17 @@ static void source_clear(struct kfs_source *src)
 {
 	if (src->root_fd >= 0)
 		close(src->root_fd);
+	if (src->backend && src->backend->ops->release)
+		src->backend->ops->release(src);
 	if (src->exports)
 		g_ptr_array_unref(src->exports);
+	if (src->fds)
+		g_hash_table_unref(src->fds);
+	g_mutex_clear(&src->fds_lock);
 	g_free(src->name);
 	g_free(src->snapshot);
+	g_free(src->record);
+	g_free(src->filesystem);
 	g_free(src->root);
 }
 
@@ -62,4 +73,59 @@ void kfs_set_unref(struct kfs_set *set)
 bool kfs_set_is_dead(const struct kfs_set *set)
 {
 	return g_atomic_int_get(&set->dead) != 0;
+}
+
+void kfs_source_init(struct kfs_source *src)
+{
+	src->root_fd = -1;
+	g_mutex_init(&src->fds_lock);
+	src->fds = g_hash_table_new(g_direct_hash, g_direct_equal);
+}
+
+void kfs_source_set_invalid(struct kfs_source *src)
+{
+	g_atomic_int_set(&src->invalid, 1);
+}
+
+void kfs_source_fd_add(struct kfs_source *src, int fd)
+{
+	g_mutex_lock(&src->fds_lock);
+	g_hash_table_add(src->fds, GINT_TO_POINTER(fd));
+	g_mutex_unlock(&src->fds_lock);
+}
+
+void kfs_source_fd_remove(struct kfs_source *src, int fd)
+{
+	g_mutex_lock(&src->fds_lock);
+	g_hash_table_remove(src->fds, GINT_TO_POINTER(fd));
+	g_mutex_unlock(&src->fds_lock);
+}
+
+static int revoke_one(int null_fd, int fd)
+{
+	if (dup3(null_fd, fd, O_CLOEXEC) < 0) {
+		kfs_err("cannot revoke descriptor %d: %s", fd, g_strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kfs_source_revoke(struct kfs_source *src)
+{
+	GHashTableIter it;
+	gpointer key;
+	int null_fd, ret = 0;
+
+	null_fd = open("/dev/null", O_PATH | O_CLOEXEC);
+	if (null_fd < 0)
+		return -errno;
+	g_mutex_lock(&src->fds_lock);
+	if (src->root_fd >= 0)
+		ret = revoke_one(null_fd, src->root_fd);
+	g_hash_table_iter_init(&it, src->fds);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		ret = revoke_one(null_fd, GPOINTER_TO_INT(key)) ?: ret;
+	g_mutex_unlock(&src->fds_lock);
+	close(null_fd);
+	return ret;
 }

@@ -19,14 +19,13 @@
 #include <json-glib/json-glib.h>
 
 #include "../src/log.h"
-#include "btrfs.h"
+#include "backend.h"
 #include "copy.h"
 #include "ldap.h"
 #include "manifest.h"
+#include "monitor.h"
 #include "rmtree.h"
 #include "sets.h"
-
-#define SNAPSHOT_DIR_NAME ".kolabfs-snapshots"
 
 struct kfs_sets {
 	const struct kfs_config *cfg;
@@ -38,7 +37,12 @@ struct kfs_sets {
 	GPtrArray *live;        /* struct kfs_set *, oldest first */
 	GPtrArray *reaped;      /* warnings for the next set's MANIFEST */
 	unsigned long seq;
+	struct kfs_backend *backends[2];        /* by enum kfs_backend_kind, made on first use */
+	struct kfs_monitor *monitor;    /* with LVM volumes, once daemonized */
 };
+
+/* How often the monitor looks at copy-on-write usage. */
+#define MONITOR_SECONDS 5
 
 static int set_error(GError **error, int err, const char *fmt, ...)
 	G_GNUC_PRINTF(3, 4);
@@ -106,20 +110,84 @@ static int lock_take(struct kfs_sets *sets, GError **error)
 	return 0;
 }
 
+static bool has_lvm(const struct kfs_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_volumes; i++)
+		if (cfg->volumes[i].backend == KFS_BACKEND_LVM)
+			return true;
+	return false;
+}
+
+/* The monitor is a thread: it must start after the fork. */
 void kfs_sets_daemonized(struct kfs_sets *sets)
 {
 	lock_write_pid(sets);
+	if (has_lvm(sets->cfg) && !sets->monitor)
+		sets->monitor = kfs_monitor_start(sets, MONITOR_SECONDS);
 }
 
-/* A path the reaper may destroy: .../.kolabfs-snapshots/<volume>@<set>. */
-static bool reapable(const char *path)
+/* The backend of KIND, made on first use: LVM's library is only set up
+ * when a volume or a record needs it. */
+static struct kfs_backend *backend_get(struct kfs_sets *sets, enum kfs_backend_kind kind,
+				       GError **error)
 {
-	g_autofree char *base = g_path_get_basename(path);
-	g_autofree char *dir = g_path_get_dirname(path);
-	g_autofree char *dirbase = g_path_get_basename(dir);
+	if (!sets->backends[kind])
+		sets->backends[kind] = kind == KFS_BACKEND_LVM ?
+				       kfs_lvm_backend_create(error) :
+				       kfs_btrfs_backend_create(error);
+	return sets->backends[kind];
+}
 
-	return g_path_is_absolute(path) && strchr(base, '@') &&
-	       !strcmp(dirbase, SNAPSHOT_DIR_NAME);
+/* The backend a record's entry belongs to; NULL (and *error) if none. */
+static struct kfs_backend *backend_of_entry(struct kfs_sets *sets, const char *entry,
+					    GError **error)
+{
+	enum kfs_backend_kind kinds[] = { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
+	struct kfs_backend *be;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(kinds); i++) {
+		be = backend_get(sets, kinds[i], error);
+		if (be && be->ops->owns(entry))
+			return be;
+		if (!be)
+			return NULL;
+	}
+	g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "unknown kind of snapshot");
+	return NULL;
+}
+
+/* Reap one entry of a dead kolabfs's record; false if it is still there. */
+static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry,
+		       const char *pid)
+{
+	g_autoptr(GError) err = NULL;
+	struct kfs_backend *be = backend_of_entry(sets, entry, &err);
+	int ret;
+
+	if (!be) {
+		kfs_err("reaper: %s: %s", entry, err->message);
+		return err->code == G_FILE_ERROR_INVAL;    /* nothing to retry */
+	}
+	ret = be->ops->reap(be, entry);
+	if (ret == -ENOENT)
+		return true;
+	if (ret == -EPERM) {
+		kfs_warn("reaper: %s: not a kolabfs snapshot, left alone", entry);
+		return true;
+	}
+	if (ret < 0) {
+		kfs_err("reaper: cannot destroy snapshot %s left by kolabfs pid %s: %s",
+			entry, pid, g_strerror(-ret));
+		return false;
+	}
+	g_ptr_array_add(sets->reaped,
+			g_strdup_printf("reaped snapshot %s of set %s, left by kolabfs pid %s",
+					entry, set, pid));
+	kfs_warn("%s", (char *)g_ptr_array_index(sets->reaped, sets->reaped->len - 1));
+	return true;
 }
 
 static void reap_one(struct kfs_sets *sets, const char *name)
@@ -131,31 +199,13 @@ static void reap_one(struct kfs_sets *sets, const char *name)
 	g_autofree char *pid = NULL;
 	bool complete = true;
 	char **p;
-	int ret;
 
 	if (g_key_file_load_from_file(kf, record, G_KEY_FILE_NONE, NULL)) {
 		pid = g_key_file_get_string(kf, "set", "pid", NULL);
 		snaps = g_key_file_get_string_list(kf, "set", "snapshots", NULL, NULL);
 	}
-	for (p = snaps; p && *p; p++) {
-		if (!reapable(*p)) {
-			kfs_warn("reaper: %s: not a kolabfs snapshot path, left alone", *p);
-			continue;
-		}
-		ret = kfs_btrfs_snapshot_destroy(*p);
-		if (ret == -ENOENT)
-			continue;
-		if (ret < 0) {
-			kfs_err("reaper: cannot destroy snapshot %s left by kolabfs pid %s: %s",
-				*p, pid ? pid : "?", g_strerror(-ret));
-			complete = false;
-			continue;
-		}
-		g_ptr_array_add(sets->reaped,
-				g_strdup_printf("reaped snapshot %s of set %s, left by kolabfs pid %s",
-						*p, name, pid ? pid : "?"));
-		kfs_warn("%s", (char *)g_ptr_array_index(sets->reaped, sets->reaped->len - 1));
-	}
+	for (p = snaps; p && *p; p++)
+		complete = reap_entry(sets, name, *p, pid ? pid : "?") && complete;
 	if (complete && kfs_rmtree(dir) < 0)
 		kfs_warn("reaper: cannot remove %s: %s", dir, g_strerror(errno));
 }
@@ -210,8 +260,8 @@ static int record_write(const struct kfs_set *set, GError **error)
 	size_t i;
 
 	for (i = 0; i < set->n_sources; i++)
-		if (set->sources[i].snapshot)
-			g_ptr_array_add(snaps, set->sources[i].snapshot);
+		if (set->sources[i].record)
+			g_ptr_array_add(snaps, set->sources[i].record);
 	g_key_file_set_string(kf, "set", "name", set->name);
 	g_key_file_set_int64(kf, "set", "pid", getpid());
 	g_key_file_set_string_list(kf, "set", "snapshots",
@@ -223,36 +273,43 @@ static int record_write(const struct kfs_set *set, GError **error)
 	return 0;
 }
 
-/* Plan the set's sources; nothing is created yet. */
-static int set_plan(const struct kfs_config *cfg, struct kfs_set *set, GError **error)
+static int plan_volume(struct kfs_sets *sets, struct kfs_set *set, struct kfs_source *src,
+		       GError **error)
 {
+	struct kfs_backend *be = backend_get(sets, src->volume->backend, error);
+
+	if (!be)
+		return -EIO;
+	src->backend = be;
+	return be->ops->plan(be, set, src, error);
+}
+
+/* Plan the set's sources; nothing is created yet. */
+static int set_plan(struct kfs_sets *sets, struct kfs_set *set, GError **error)
+{
+	const struct kfs_config *cfg = sets->cfg;
 	size_t i, n = 0;
+	int ret;
 
 	set->sources = g_new0(struct kfs_source, cfg->n_volumes + cfg->n_copies + cfg->n_ldaps);
 	for (i = 0; i < cfg->n_volumes; i++, n++) {
-		const struct kfs_volume_conf *v = &cfg->volumes[i];
 		struct kfs_source *src = &set->sources[n];
-		g_autofree char *dir = kfs_btrfs_snapshot_dir(v->path);
-		g_autofree char *base = g_strdup_printf("%s@%s", v->name, set->name);
 
-		src->root_fd = -1;
-		src->name = g_strdup(v->name);
+		kfs_source_init(src);
+		src->name = g_strdup(cfg->volumes[i].name);
 		src->kind = KFS_SOURCE_VOLUME;
-		src->volume = v;
+		src->volume = &cfg->volumes[i];
 		src->volume_index = i;
-		src->ino_space = v->ino_space;
+		src->ino_space = cfg->volumes[i].ino_space;
 		set->n_sources = n + 1;
-		if (!dir)
-			return set_error(error, errno, "[volume:%s] %s: %s", v->name,
-					 v->path, g_strerror(errno));
-		src->snapshot = g_build_filename(dir, base, NULL);
-		src->root = v->subdir ? g_build_filename(src->snapshot, v->subdir, NULL)
-				      : g_strdup(src->snapshot);
+		ret = plan_volume(sets, set, src, error);
+		if (ret < 0)
+			return ret;
 	}
 	for (i = 0; i < cfg->n_copies; i++, n++) {
 		struct kfs_source *src = &set->sources[n];
 
-		src->root_fd = -1;
+		kfs_source_init(src);
 		src->name = g_strdup(cfg->copies[i].name);
 		src->kind = KFS_SOURCE_COPY;
 		src->volume_index = i;
@@ -263,7 +320,7 @@ static int set_plan(const struct kfs_config *cfg, struct kfs_set *set, GError **
 	for (i = 0; i < cfg->n_ldaps; i++, n++) {
 		struct kfs_source *src = &set->sources[n];
 
-		src->root_fd = -1;
+		kfs_source_init(src);
 		src->name = g_strdup(cfg->ldaps[i].name);
 		src->kind = KFS_SOURCE_LDAP;
 		src->volume_index = i;
@@ -307,7 +364,7 @@ static int export_ldaps(const struct kfs_config *cfg, struct kfs_set *set, GErro
 	return 0;
 }
 
-/* Inside the lock window: the snapshot ioctls and nothing else. */
+/* Inside the lock window: the snapshots and nothing else. */
 static int snapshot_volumes(struct kfs_set *set, GError **error)
 {
 	size_t i;
@@ -318,11 +375,9 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 
 		if (src->kind != KFS_SOURCE_VOLUME)
 			continue;
-		ret = kfs_btrfs_snapshot_create(src->volume->path, src->snapshot);
+		ret = src->backend->ops->create(src->backend, src, error);
 		if (ret < 0)
-			return set_error(error, -ret, "[volume:%s] cannot snapshot %s to %s: %s",
-					 src->name, src->volume->path, src->snapshot,
-					 g_strerror(-ret));
+			return ret;
 	}
 	return 0;
 }
@@ -333,9 +388,11 @@ static int open_volumes(struct kfs_set *set, GError **error)
 	int ret;
 
 	for (i = 0; i < set->n_sources; i++) {
-		if (set->sources[i].kind != KFS_SOURCE_VOLUME)
+		struct kfs_source *src = &set->sources[i];
+
+		if (src->kind != KFS_SOURCE_VOLUME)
 			continue;
-		ret = source_open(&set->sources[i], error);
+		ret = src->backend->ops->open(src->backend, src, error);
 		if (ret < 0)
 			return ret;
 	}
@@ -414,25 +471,36 @@ static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GErro
 	return 0;
 }
 
+/* Destroy the snapshot of one volume; false if it is still there. */
+static bool destroy_volume(struct kfs_set *set, struct kfs_source *src)
+{
+	const struct kfs_backend_ops *ops = src->backend->ops;
+	int ret;
+
+	/* A mounted snapshot cannot go while anything below it is open. */
+	if (ops->revoke)
+		kfs_source_revoke(src);
+	ret = ops->destroy(src->backend, src);
+	if (ret < 0 && ret != -ENOENT) {
+		kfs_err("set %s: cannot destroy snapshot %s: %s (left for the next start to reap)",
+			set->name, src->snapshot, g_strerror(-ret));
+		return false;
+	}
+	return true;
+}
+
 /* Destroy what the set made.  Returns false if something could not be
  * removed: the record then stays for the next start to reap. */
 static bool set_teardown(struct kfs_set *set)
 {
 	bool complete = true;
 	size_t i;
-	int ret;
 
 	for (i = 0; i < set->n_sources; i++) {
-		const char *snap = set->sources[i].snapshot;
+		struct kfs_source *src = &set->sources[i];
 
-		if (!snap)
-			continue;
-		ret = kfs_btrfs_snapshot_destroy(snap);
-		if (ret < 0 && ret != -ENOENT) {
-			kfs_err("set %s: cannot destroy snapshot %s: %s (left for the next start to reap)",
-				set->name, snap, g_strerror(-ret));
-			complete = false;
-		}
+		if (src->kind == KFS_SOURCE_VOLUME && src->record)
+			complete = destroy_volume(set, src) && complete;
 	}
 	if (complete && kfs_rmtree(set->dir) < 0) {
 		kfs_err("set %s: cannot remove %s: %s", set->name, set->dir, g_strerror(errno));
@@ -458,7 +526,7 @@ static int set_build(struct kfs_sets *sets, struct kfs_set *set, GError **error)
 {
 	int ret;
 
-	ret = set_plan(sets->cfg, set, error);
+	ret = set_plan(sets, set, error);
 	if (ret < 0)
 		return ret;
 	ret = record_write(set, error);
@@ -606,6 +674,7 @@ void kfs_sets_destroy(struct kfs_sets *sets)
 {
 	if (!sets)
 		return;
+	kfs_monitor_stop(sets->monitor);
 	while (sets->live && sets->live->len) {
 		struct kfs_set *set = g_ptr_array_index(sets->live, sets->live->len - 1);
 		g_autofree char *name = g_strdup(set->name);
@@ -614,6 +683,8 @@ void kfs_sets_destroy(struct kfs_sets *sets)
 	}
 	if (sets->lock_fd >= 0)
 		close(sets->lock_fd);
+	kfs_backend_destroy(sets->backends[KFS_BACKEND_LVM]);
+	kfs_backend_destroy(sets->backends[KFS_BACKEND_BTRFS]);
 	g_ptr_array_unref(sets->live);
 	g_ptr_array_unref(sets->reaped);
 	g_mutex_clear(&sets->lock);

@@ -18,7 +18,8 @@ struct kfs_sets;
  */
 struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error);
 
-/* After fuse_daemonize(): the lock file names the daemon's pid. */
+/* After fuse_daemonize(): the lock file names the daemon's pid, and with
+ * LVM volumes the health monitor starts (a thread must not precede the fork). */
 void kfs_sets_daemonized(struct kfs_sets *sets);
 
 /* Tear down every live set, release the lock, free. */

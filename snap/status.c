@@ -2,28 +2,40 @@
 #include "autoconf.h"
 
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
-#include "btrfs.h"
+#include "backend.h"
 #include "manifest.h"
 #include "sets.h"
 
-/* A snapshot is healthy while it is still there and still a subvolume:
- * someone deleting it by hand must show, not go unnoticed until restore. */
-static const char *source_health(const struct kfs_source *src)
+static void add_volume(JsonBuilder *b, struct kfs_source *src, bool *healthy)
 {
-	struct stat st;
+	struct kfs_health health;
 
-	if (src->root_fd < 0 || fstat(src->root_fd, &st) < 0)
-		return "missing";
-	if (src->snapshot && kfs_btrfs_is_subvolume(src->snapshot) < 0)
-		return "missing";
-	return "ok";
+	src->backend->ops->health(src->backend, src, &health);
+	*healthy = *healthy && !strcmp(health.state, "ok");
+	json_builder_set_member_name(b, src->name);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "backend");
+	json_builder_add_string_value(b, src->backend->ops->name);
+	json_builder_set_member_name(b, "snapshot");
+	json_builder_add_string_value(b, src->snapshot);
+	json_builder_set_member_name(b, "health");
+	json_builder_add_string_value(b, health.state);
+	if (health.cow_size) {
+		/* whole percent (rounded down) for people, bytes for sizing */
+		json_builder_set_member_name(b, "usage_percent");
+		json_builder_add_int_value(b, health.cow_used * 100 / health.cow_size);
+		json_builder_set_member_name(b, "cow_used_bytes");
+		json_builder_add_int_value(b, health.cow_used);
+		json_builder_set_member_name(b, "cow_size_bytes");
+		json_builder_add_int_value(b, health.cow_size);
+	}
+	json_builder_end_object(b);
 }
 
-static void add_set(JsonBuilder *b, const struct kfs_set *set)
+static void add_set(JsonBuilder *b, struct kfs_set *set)
 {
 	g_autofree char *created = kfs_manifest_time(set->created);
 	bool healthy = true;
@@ -36,23 +48,9 @@ static void add_set(JsonBuilder *b, const struct kfs_set *set)
 	json_builder_add_string_value(b, created);
 	json_builder_set_member_name(b, "volumes");
 	json_builder_begin_object(b);
-	for (i = 0; i < set->n_sources; i++) {
-		const struct kfs_source *src = &set->sources[i];
-		const char *health = source_health(src);
-
-		if (src->kind != KFS_SOURCE_VOLUME)
-			continue;
-		healthy = healthy && !strcmp(health, "ok");
-		json_builder_set_member_name(b, src->name);
-		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "backend");
-		json_builder_add_string_value(b, "btrfs");
-		json_builder_set_member_name(b, "snapshot");
-		json_builder_add_string_value(b, src->snapshot);
-		json_builder_set_member_name(b, "health");
-		json_builder_add_string_value(b, health);
-		json_builder_end_object(b);
-	}
+	for (i = 0; i < set->n_sources; i++)
+		if (set->sources[i].kind == KFS_SOURCE_VOLUME)
+			add_volume(b, &set->sources[i], &healthy);
 	json_builder_end_object(b);
 	json_builder_set_member_name(b, "health");
 	json_builder_add_string_value(b, healthy ? "ok" : "degraded");

@@ -19,6 +19,7 @@
 
 #include "config.h"     /* src/config.h, the interface */
 #include "secret.h"
+#include "../snap/lvm.h"
 
 #define KFS_NAME_MAX 255
 #define KFS_RESERVED_NAME "MANIFEST.json"
@@ -756,40 +757,145 @@ static bool kfs_conf_parse_main(struct kfs_conf_parser *p,
 	return true;
 }
 
+/* Keys of one backend, refused in the other's volumes. */
+static bool kfs_conf_refuse_keys(struct kfs_conf_parser *p,
+				 const struct kfs_conf_group *g,
+				 const char *const *keys, const char *why,
+				 GError **error)
+{
+	const char *const *key;
+
+	for (key = keys; *key; key++) {
+		if (kfs_conf_group_key(g, *key)) {
+			PERR(p, kfs_conf_line(g, *key), g, *key, "%s", why);
+			return false;
+		}
+	}
+	return true;
+}
+
 static bool kfs_conf_parse_backend(struct kfs_conf_parser *p,
 				   const struct kfs_conf_group *g,
 				   struct kfs_volume_conf *v, GError **error)
 {
 	static const char *const lvm_only[] = { "lv", "snapshot_size", NULL };
-	int line = kfs_conf_line(g, "backend");
-	const char *const *key;
+	static const char *const btrfs_only[] = { "path", NULL };
 	char *value;
-	bool ok = false;
+	bool ok = true;
 
 	if (!kfs_conf_get(p, g, "backend", KFS_CONF_REQUIRED,
 			  "one of btrfs, lvm", &value, error))
 		return false;
 	if (strcmp(value, "btrfs") == 0) {
 		v->backend = KFS_BACKEND_BTRFS;
-		ok = true;
 	} else if (strcmp(value, "lvm") == 0) {
-		PERR(p, line, g, "backend",
-		     "backend lvm is not yet supported in this version of kolabfs; expected btrfs");
+		v->backend = KFS_BACKEND_LVM;
 	} else {
-		PERR(p, line, g, "backend",
+		PERR(p, kfs_conf_line(g, "backend"), g, "backend",
 		     "expected one of btrfs, lvm, got \"%s\"", value);
+		ok = false;
 	}
 	g_free(value);
 	if (!ok)
 		return false;
+	if (v->backend == KFS_BACKEND_BTRFS)
+		return kfs_conf_refuse_keys(p, g, lvm_only,
+					    "only valid with backend = lvm, this volume is btrfs",
+					    error);
+	return kfs_conf_refuse_keys(p, g, btrfs_only,
+				    "only valid with backend = btrfs; an LVM volume is named by lv = VG/LV",
+				    error);
+}
 
-	for (key = lvm_only; *key; key++) {
-		if (kfs_conf_group_key(g, *key)) {
-			PERR(p, kfs_conf_line(g, *key), g, *key,
-			     "only valid with backend = lvm, this volume is btrfs");
-			return false;
+/* lv = VG/LV: two names of LVM's characters, nothing that lvm2_run()
+ * could split into a second argument. */
+static bool kfs_conf_parse_lv(struct kfs_conf_parser *p,
+			      const struct kfs_conf_group *g,
+			      struct kfs_volume_conf *v, GError **error)
+{
+	const char *expect = "VG/LV, a volume group and a logical volume in it (letters, digits, +_.-)";
+	const struct kfs_config *cfg = p->cfg;
+	char **parts = NULL;
+	char *value;
+	bool ok = false;
+	size_t i;
+
+	if (!kfs_conf_get(p, g, "lv", KFS_CONF_REQUIRED, expect, &value, error))
+		return false;
+	v->lv_line = kfs_conf_line(g, "lv");
+	parts = g_strsplit(value, "/", -1);
+	if (g_strv_length(parts) != 2 || !kfs_lvm_name_ok(parts[0]) ||
+	    !kfs_lvm_name_ok(parts[1])) {
+		PERR(p, v->lv_line, g, "lv", "expected %s, got \"%s\"%s", expect,
+		     value, value[0] == '/' ? " (not a device path)" : "");
+		goto free_value;
+	}
+	for (i = 0; i < p->n_volumes; i++) {
+		const struct kfs_volume_conf *o = &cfg->volumes[i];
+
+		if (o != v && o->lv && strcmp(o->lv, value) == 0) {
+			PERR(p, v->lv_line, g, "lv",
+			     "%s is also the lv of [volume:%s] at line %d; expected one volume per logical volume",
+			     value, o->name, o->lv_line);
+			goto free_value;
 		}
 	}
+	v->lv = g_steal_pointer(&value);
+	ok = true;
+free_value:
+	g_strfreev(parts);
+	g_free(value);
+	return ok;
+}
+
+/* "10G" (K, M, G, T, P: powers of 1024, as lvcreate -L) or "20%ORIGIN". */
+static bool kfs_conf_size_parse(const char *s, guint64 *bytes, unsigned int *percent)
+{
+	static const char units[] = "kmgtp";
+	const char *u;
+	guint64 n;
+	char *end;
+
+	*bytes = 0;
+	*percent = 0;
+	if (!g_ascii_isdigit(*s))
+		return false;
+	errno = 0;
+	n = g_ascii_strtoull(s, &end, 10);
+	if (errno || n == 0)
+		return false;
+	if (g_ascii_strcasecmp(end, "%ORIGIN") == 0) {
+		*percent = n <= 100 ? (unsigned int)n : 0;
+		return *percent != 0;
+	}
+	u = *end ? strchr(units, g_ascii_tolower(*end)) : NULL;
+	if (!u || end[1])
+		return false;
+	if (n > G_MAXUINT64 >> (10 * (u - units + 1)))
+		return false;
+	*bytes = n << (10 * (u - units + 1));
+	return true;
+}
+
+static bool kfs_conf_parse_snapshot_size(struct kfs_conf_parser *p,
+					 const struct kfs_conf_group *g,
+					 struct kfs_volume_conf *v, GError **error)
+{
+	const char *expect = "a size such as 10G (K, M, G, T, P) or a share of the origin such as 20%ORIGIN (1 to 100)";
+	char *value;
+
+	if (!kfs_conf_get(p, g, "snapshot_size", 0, expect, &value, error))
+		return false;
+	if (!value)
+		return true;
+	v->snapshot_size_line = kfs_conf_line(g, "snapshot_size");
+	if (!kfs_conf_size_parse(value, &v->snapshot_bytes, &v->snapshot_percent)) {
+		PERR(p, v->snapshot_size_line, g, "snapshot_size",
+		     "expected %s, got \"%s\"", expect, value);
+		g_free(value);
+		return false;
+	}
+	v->snapshot_size = value;
 	return true;
 }
 
@@ -825,6 +931,16 @@ static bool kfs_conf_parse_path(struct kfs_conf_parser *p,
 		}
 	}
 	return true;
+}
+
+static bool kfs_conf_parse_origin(struct kfs_conf_parser *p,
+				  const struct kfs_conf_group *g,
+				  struct kfs_volume_conf *v, GError **error)
+{
+	if (v->backend == KFS_BACKEND_LVM)
+		return kfs_conf_parse_lv(p, g, v, error) &&
+		       kfs_conf_parse_snapshot_size(p, g, v, error);
+	return kfs_conf_parse_path(p, g, v, error);
 }
 
 /*
@@ -927,7 +1043,7 @@ static bool kfs_conf_parse_volume(struct kfs_conf_parser *p,
 				   error) &&
 	       kfs_conf_check_keys(p, g, known, error) &&
 	       kfs_conf_parse_backend(p, g, v, error) &&
-	       kfs_conf_parse_path(p, g, v, error) &&
+	       kfs_conf_parse_origin(p, g, v, error) &&
 	       kfs_conf_parse_subdir(p, g, v, error) &&
 	       kfs_conf_parse_filter(p, g, v, error);
 }
@@ -1650,6 +1766,101 @@ free_roots:
 	return ok;
 }
 
+/* The name a set taken now would get. */
+static char *kfs_conf_set_name_now(const struct kfs_config *cfg)
+{
+	time_t now = time(NULL);
+	char buf[2 * KFS_NAME_MAX];
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	if (strftime(buf, sizeof(buf), cfg->name_format, &tm) == 0)
+		buf[0] = '\0';
+#pragma GCC diagnostic pop
+	return g_strdup(buf);
+}
+
+/* The snapshot of a set taken now would find its name free. */
+static bool kfs_conf_check_lvm_name(const struct kfs_config *cfg, struct kfs_lvm *lvm,
+				    const struct kfs_volume_conf *v,
+				    const struct kfs_lvm_lv *lv, GError **error)
+{
+	g_autofree char *set = kfs_conf_set_name_now(cfg);
+	g_autofree char *name = kfs_lvm_snapshot_name(lv->vg, lv->name, set);
+	g_autofree char *group = g_strconcat("volume:", v->name, NULL);
+	g_autoptr(GError) local = NULL;
+	struct kfs_lvm_lv taken;
+	int ret;
+
+	ret = kfs_lvm_lv_get(lvm, lv->vg, name, &taken, &local);
+	if (ret == -ENOENT)
+		return true;
+	if (ret == 0) {
+		kfs_lvm_lv_clear(&taken);
+		HERR(cfg, v->lv_line, group, "lv",
+		     "%s/%s, the snapshot of a set taken now, exists already", lv->vg, name);
+	} else {
+		HERR(cfg, v->lv_line, group, "lv", "%s", local->message);
+	}
+	return false;
+}
+
+/*
+ * An LVM volume can be snapshotted now (kfs_lvm_volume_check), with the
+ * classic snapshots of one VG added up in RESERVED (VG -> guint64 *).
+ */
+static bool kfs_conf_check_lvm_volume(const struct kfs_config *cfg, struct kfs_lvm *lvm,
+				      const struct kfs_volume_conf *v,
+				      GHashTable *reserved, GError **error)
+{
+	g_autofree char *vg = g_strndup(v->lv, strcspn(v->lv, "/"));
+	g_autofree char *group = g_strconcat("volume:", v->name, NULL);
+	guint64 *sum = g_hash_table_lookup(reserved, vg);
+	g_autoptr(GError) local = NULL;
+	struct kfs_lvm_lv lv;
+	const char *key;
+	guint64 bytes;
+	bool ok;
+
+	if (kfs_lvm_volume_check(lvm, v, sum ? *sum : 0, &lv, &bytes, &key, &local) < 0) {
+		HERR(cfg, strcmp(key, "lv") ? v->snapshot_size_line : v->lv_line, group, key,
+		     "%s", local->message);
+		return false;
+	}
+	if (!sum) {
+		sum = g_new0(guint64, 1);
+		g_hash_table_insert(reserved, g_strdup(vg), sum);
+	}
+	*sum += bytes;
+	ok = kfs_conf_check_lvm_name(cfg, lvm, v, &lv, error);
+	kfs_lvm_lv_clear(&lv);
+	return ok;
+}
+
+/* liblvm2cmd is set up only when a volume is LVM. */
+static bool kfs_conf_check_lvm(const struct kfs_config *cfg, GError **error)
+{
+	g_autoptr(GHashTable) reserved = g_hash_table_new_full(g_str_hash, g_str_equal,
+								 g_free, g_free);
+	struct kfs_lvm *lvm = NULL;
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; ok && i < cfg->n_volumes; i++) {
+		const struct kfs_volume_conf *v = &cfg->volumes[i];
+
+		if (v->backend != KFS_BACKEND_LVM)
+			continue;
+		if (!lvm && !(lvm = kfs_lvm_create(error)))
+			return false;
+		ok = kfs_conf_check_lvm_volume(cfg, lvm, v, reserved, error);
+	}
+	kfs_lvm_destroy(lvm);
+	return ok;
+}
+
 static bool kfs_conf_check_state_dir(const struct kfs_config *cfg,
 				     GError **error)
 {
@@ -1790,6 +2001,7 @@ static bool kfs_conf_check_servers(const struct kfs_config *cfg,
 bool kfs_config_check_host(const struct kfs_config *cfg, GError **error)
 {
 	return kfs_conf_check_volumes(cfg, error) &&
+	       kfs_conf_check_lvm(cfg, error) &&
 	       kfs_conf_check_copy_paths(cfg, error) &&
 	       kfs_conf_check_state_dir(cfg, error) &&
 	       kfs_conf_check_servers(cfg, error);

@@ -9,21 +9,28 @@
 #define KFS_DEFAULT_CONFIG "/etc/kolabfs/kolabfs.conf"
 #define KFS_DEFAULT_STATE_DIR "/var/lib/kolabfs"
 #define KFS_DEFAULT_NAME_FORMAT "%Y-%m-%dT%H%M%SZ"
+/* A classic LVM snapshot without snapshot_size: a fifth of its origin. */
+#define KFS_DEFAULT_SNAPSHOT_PERCENT 20
+#define KFS_DEFAULT_SNAPSHOT_SIZE "20%ORIGIN"
 
-enum kfs_backend { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
+enum kfs_backend_kind { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
 
 struct kfs_volume_conf {
 	char *name;             /* [volume:NAME]: the directory in each set */
-	enum kfs_backend backend;
+	enum kfs_backend_kind backend;
 	char *path;             /* btrfs: the subvolume (absolute, canonical) */
-	char *lv;               /* lvm: vg/lv */
-	char *snapshot_size;    /* lvm classic */
+	char *lv;               /* lvm: VG/LV, both of LVM's name characters */
+	char *snapshot_size;    /* lvm classic: as written; NULL: the default */
+	guint64 snapshot_bytes; /* snapshot_size = 10G: bytes; else 0 */
+	unsigned int snapshot_percent;  /* snapshot_size = 20%ORIGIN: 1..100; else 0 */
 	char *subdir;           /* NULL: the whole volume; else relative, no ".." */
 	char *preset;           /* NULL or cyrus-spool | cyrus-meta | mysql */
 	char **exclude;         /* NULL-terminated globs, never NULL */
 	unsigned int ino_space; /* 1..0xfffe, stable for NAME: st_ino's top 16 bits */
 	int line;               /* line of the group header, for messages */
 	int path_line;          /* line of path =, for kfs_config_check_host */
+	int lv_line;            /* line of lv = */
+	int snapshot_size_line; /* line of snapshot_size =, 0 if absent */
 	int subdir_line;        /* line of subdir =, 0 if absent */
 };
 
@@ -113,7 +120,9 @@ struct kfs_config *kfs_config_load(const char *file, GError **error);
 
 /*
  * Check the configuration against the machine: every btrfs path is a
- * subvolume, no two volumes share an origin, the state_dir parent exists,
+ * subvolume, no two volumes share an origin, every LVM volume's LV can
+ * be snapshotted (exists, active, thin without snapshot_size, room in its
+ * VG, the snapshot's name free), the state_dir parent exists,
  * every copy path exists, every password_file passes kfs_secret_read(),
  * every ldapi:// socket exists.  Creates nothing, contacts no server.
  */

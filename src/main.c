@@ -13,6 +13,7 @@
 
 #include "../fs/fs.h"
 #include "../snap/ldap.h"
+#include "../snap/lvm.h"
 #include "../snap/mysql.h"
 #include "../snap/sets.h"
 #include "config.h"
@@ -101,16 +102,28 @@ static int check_servers(const struct kfs_config *cfg)
 	return 0;
 }
 
+static void print_volume(const struct kfs_volume_conf *v, struct kfs_lvm **lvm)
+{
+	g_autofree char *what = NULL;
+
+	if (v->backend == KFS_BACKEND_LVM && (*lvm || (*lvm = kfs_lvm_create(NULL))))
+		what = kfs_lvm_volume_describe(*lvm, v);
+	else
+		what = g_strdup_printf("btrfs subvolume %s", v->path);
+	printf("volume %s: %s%s%s\n", v->name, what, v->subdir ? ", subdir " : "",
+	       v->subdir ? v->subdir : "");
+}
+
 static void print_check(const struct kfs_config *cfg)
 {
+	struct kfs_lvm *lvm = NULL;
 	size_t i;
 
 	printf("%s: OK\n", cfg->file);
 	printf("state_dir: %s\n", cfg->state_dir);
 	for (i = 0; i < cfg->n_volumes; i++)
-		printf("volume %s: btrfs subvolume %s%s%s\n", cfg->volumes[i].name,
-		       cfg->volumes[i].path, cfg->volumes[i].subdir ? ", subdir " : "",
-		       cfg->volumes[i].subdir ? cfg->volumes[i].subdir : "");
+		print_volume(&cfg->volumes[i], &lvm);
+	kfs_lvm_destroy(lvm);
 	for (i = 0; i < cfg->n_copies; i++) {
 		g_autofree char *paths = g_strjoinv(", ", cfg->copies[i].paths);
 

@@ -192,6 +192,83 @@ static void test_full(void)
 	kfs_config_destroy(cfg);
 }
 
+static const char lvm_config[] =
+	"[volume:mysql]\n"
+	"backend = lvm\n"
+	"lv = vg_db01/lv_mysql\n"
+	"snapshot_size = 10G\n"
+	"subdir = data\n"
+	"preset = mysql\n"
+	"\n"
+	"[volume:spool]\n"
+	"backend = lvm\n"
+	"lv = vg.1/spool+x_y-z\n"
+	"snapshot_size = 20%origin\n"
+	"\n"
+	"[volume:thin]\n"
+	"backend = lvm\n"
+	"lv = vg_db01/thin\n";
+
+static void test_lvm(void)
+{
+	GError *error = NULL;
+	struct kfs_config *cfg = load_text(lvm_config, -1, &error);
+	const struct kfs_volume_conf *v;
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(cfg->n_volumes, ==, 3);
+	v = &cfg->volumes[0];
+	g_assert_cmpint(v->backend, ==, KFS_BACKEND_LVM);
+	g_assert_null(v->path);
+	g_assert_cmpstr(v->lv, ==, "vg_db01/lv_mysql");
+	g_assert_cmpint(v->lv_line, ==, 3);
+	g_assert_cmpstr(v->snapshot_size, ==, "10G");
+	g_assert_cmpuint(v->snapshot_bytes, ==, G_GUINT64_CONSTANT(10) << 30);
+	g_assert_cmpuint(v->snapshot_percent, ==, 0);
+	g_assert_cmpint(v->snapshot_size_line, ==, 4);
+	g_assert_cmpstr(v->subdir, ==, "data");
+	g_assert_cmpstr(v->preset, ==, "mysql");
+	v = &cfg->volumes[1];
+	g_assert_cmpstr(v->lv, ==, "vg.1/spool+x_y-z");
+	g_assert_cmpuint(v->snapshot_bytes, ==, 0);
+	g_assert_cmpuint(v->snapshot_percent, ==, 20);
+	/* No snapshot_size: the default, decided once the LV is known
+	 * (a thin LV has none). */
+	v = &cfg->volumes[2];
+	g_assert_null(v->snapshot_size);
+	g_assert_cmpuint(v->snapshot_bytes, ==, 0);
+	g_assert_cmpuint(v->snapshot_percent, ==, 0);
+	g_assert_cmpint(v->snapshot_size_line, ==, 0);
+	kfs_config_destroy(cfg);
+}
+
+static void test_lvm_sizes(void)
+{
+	static const struct {
+		const char *text;
+		guint64 bytes;
+	} cases[] = {
+		{ "1k", 1024 }, { "512M", G_GUINT64_CONSTANT(512) << 20 },
+		{ "3g", G_GUINT64_CONSTANT(3) << 30 },
+		{ "2T", G_GUINT64_CONSTANT(2) << 40 },
+		{ "1P", G_GUINT64_CONSTANT(1) << 50 },
+		{ "16383P", G_GUINT64_CONSTANT(16383) << 50 },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"[volume:v]\nbackend = lvm\nlv = vg/lv\nsnapshot_size = %s\n",
+			cases[i].text);
+		GError *error = NULL;
+		struct kfs_config *cfg = load_text(text, -1, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(cfg->volumes[0].snapshot_bytes, ==, cases[i].bytes);
+		kfs_config_destroy(cfg);
+	}
+}
+
 static void test_defaults(void)
 {
 	GError *error = NULL;
@@ -591,8 +668,49 @@ static const struct error_case error_cases[] = {
 	  "volume:v", "backend", "expected a non-empty value" },
 	{ "backend/unknown", "[volume:v]\nbackend = zfs\npath = /srv/v\n", 2,
 	  "volume:v", "backend", "expected one of btrfs, lvm, got \"zfs\"" },
-	{ "backend/lvm", "[volume:v]\nbackend = lvm\nlv = vg/lv\n", 2,
-	  "volume:v", "backend", "backend lvm is not yet supported" },
+#define LVM "[volume:v]\nbackend = lvm\nlv = vg/lv\n"
+	{ "lvm/path", LVM "path = /srv/v\n", 4, "volume:v", "path",
+	  "only valid with backend = btrfs; an LVM volume is named by lv = VG/LV" },
+	{ "lvm/lv-missing", "[volume:v]\nbackend = lvm\n", 1, "volume:v", "lv",
+	  "missing, expected VG/LV" },
+	{ "lvm/lv-no-slash", "[volume:v]\nbackend = lvm\nlv = vg\n", 3,
+	  "volume:v", "lv", "expected VG/LV, a volume group and a logical volume in it (letters, digits, +_.-), got \"vg\"" },
+	{ "lvm/lv-device", "[volume:v]\nbackend = lvm\nlv = /dev/vg/lv\n", 3,
+	  "volume:v", "lv", "got \"/dev/vg/lv\" (not a device path)" },
+	{ "lvm/lv-three", "[volume:v]\nbackend = lvm\nlv = a/b/c\n", 3,
+	  "volume:v", "lv", "got \"a/b/c\"" },
+	{ "lvm/lv-space", "[volume:v]\nbackend = lvm\nlv = vg/lv --yes\n", 3,
+	  "volume:v", "lv", "got \"vg/lv --yes\"" },
+	{ "lvm/lv-dash", "[volume:v]\nbackend = lvm\nlv = vg/-lv\n", 3,
+	  "volume:v", "lv", "got \"vg/-lv\"" },
+	{ "lvm/lv-dotdot", "[volume:v]\nbackend = lvm\nlv = ../lv\n", 3,
+	  "volume:v", "lv", "got \"../lv\"" },
+	{ "lvm/lv-empty-part", "[volume:v]\nbackend = lvm\nlv = vg/\n", 3,
+	  "volume:v", "lv", "got \"vg/\"" },
+	{ "lvm/lv-duplicate", LVM "\n[volume:w]\nbackend = lvm\nlv = vg/lv\n", 7,
+	  "volume:w", "lv", "vg/lv is also the lv of [volume:v] at line 3" },
+	{ "lvm/size-unit", LVM "snapshot_size = 10\n", 4, "volume:v",
+	  "snapshot_size", "expected a size such as 10G (K, M, G, T, P) or a share of the origin such as 20%ORIGIN (1 to 100), got \"10\"" },
+	{ "lvm/size-zero", LVM "snapshot_size = 0G\n", 4, "volume:v",
+	  "snapshot_size", "got \"0G\"" },
+	{ "lvm/size-bad-unit", LVM "snapshot_size = 10X\n", 4, "volume:v",
+	  "snapshot_size", "got \"10X\"" },
+	{ "lvm/size-trailing", LVM "snapshot_size = 10GB\n", 4, "volume:v",
+	  "snapshot_size", "got \"10GB\"" },
+	{ "lvm/size-negative", LVM "snapshot_size = -1G\n", 4, "volume:v",
+	  "snapshot_size", "got \"-1G\"" },
+	{ "lvm/size-fraction", LVM "snapshot_size = 1.5G\n", 4, "volume:v",
+	  "snapshot_size", "got \"1.5G\"" },
+	{ "lvm/size-overflow", LVM "snapshot_size = 99999999999P\n", 4,
+	  "volume:v", "snapshot_size", "got \"99999999999P\"" },
+	{ "lvm/size-percent-0", LVM "snapshot_size = 0%ORIGIN\n", 4,
+	  "volume:v", "snapshot_size", "got \"0%ORIGIN\"" },
+	{ "lvm/size-percent-101", LVM "snapshot_size = 101%ORIGIN\n", 4,
+	  "volume:v", "snapshot_size", "got \"101%ORIGIN\"" },
+	{ "lvm/size-percent-free", LVM "snapshot_size = 20%FREE\n", 4,
+	  "volume:v", "snapshot_size", "got \"20%FREE\"" },
+	{ "lvm/size-empty", LVM "snapshot_size =\n", 4, "volume:v",
+	  "snapshot_size", "expected a non-empty value" },
 	{ "lv/btrfs", VOL "lv = vg/lv\n", 4, "volume:v", "lv",
 	  "only valid with backend = lvm" },
 	{ "snapshot_size/btrfs", VOL "snapshot_size = 10G\n", 4, "volume:v",
@@ -1216,6 +1334,8 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/full", test_full);
 	g_test_add_func("/config/defaults", test_defaults);
+	g_test_add_func("/config/lvm", test_lvm);
+	g_test_add_func("/config/lvm/sizes", test_lvm_sizes);
 	g_test_add_func("/config/inline-comments", test_inline_comments);
 	g_test_add_func("/config/crlf", test_crlf);
 	g_test_add_func("/config/mysql", test_mysql);
