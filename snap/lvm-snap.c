@@ -336,14 +336,19 @@ static void classic_health(struct kfs_source *src, const char *params,
 		health->cow_used = used * 512;
 		health->cow_size = total * 512;
 		if (100.0 * used / total >= USAGE_WARN_PERCENT &&
-		    !g_atomic_int_exchange(&snap->warned, 1))
+		    g_atomic_int_compare_and_exchange(&snap->warned, 0, 1))
 			kfs_warn("[volume:%s] snapshot %s: %.0f%% of its copy-on-write space used; it becomes invalid when full (snapshot_size)",
 				 src->name, src->snapshot, 100.0 * used / total);
 		return;
 	}
+	/* "Invalid", "Overflow", "Merge failed"; anything else is not known
+	 * to be broken */
+	if (strcmp(params, "Invalid") && strcmp(params, "Overflow") &&
+	    !g_str_has_prefix(params, "Merge failed"))
+		return;
 	health->state = "invalid";
 	kfs_source_set_invalid(src);
-	if (!g_atomic_int_exchange(&snap->invalid_logged, 1))
+	if (g_atomic_int_compare_and_exchange(&snap->invalid_logged, 0, 1))
 		kfs_err("[volume:%s] snapshot %s is invalid (%s): its copy-on-write space ran out, its files now read as EIO; make snapshot_size larger",
 			src->name, src->snapshot, params);
 }
