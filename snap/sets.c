@@ -670,16 +670,19 @@ GPtrArray *kfs_sets_list(struct kfs_sets *sets)
 	return list;
 }
 
-void kfs_sets_destroy(struct kfs_sets *sets)
+bool kfs_sets_destroy(struct kfs_sets *sets)
 {
+	bool complete = true;
+
 	if (!sets)
-		return;
+		return true;
 	kfs_monitor_stop(sets->monitor);
 	while (sets->live && sets->live->len) {
 		struct kfs_set *set = g_ptr_array_index(sets->live, sets->live->len - 1);
 		g_autofree char *name = g_strdup(set->name);
 
-		kfs_sets_drop(sets, name, NULL);
+		if (kfs_sets_drop(sets, name, NULL) < 0)
+			complete = false;
 	}
 	if (sets->lock_fd >= 0)
 		close(sets->lock_fd);
@@ -692,4 +695,5 @@ void kfs_sets_destroy(struct kfs_sets *sets)
 	g_free(sets->lock_path);
 	g_free(sets->sets_dir);
 	g_free(sets);
+	return complete;
 }

@@ -23,7 +23,7 @@ struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error);
 void kfs_sets_daemonized(struct kfs_sets *sets);
 
 /* Tear down every live set, release the lock, free. */
-void kfs_sets_destroy(struct kfs_sets *sets);
+bool kfs_sets_destroy(struct kfs_sets *sets);
 
 /*
  * Take a new set.  NAME NULL: from name_format and the current UTC time.

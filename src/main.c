@@ -6,6 +6,8 @@
 #include "autoconf.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -186,9 +188,13 @@ static int stage_serve(struct kfs_main *m)
 }
 
 /* Undo every stage that was reached; the sets go last, after the kernel
- * has let go of the mount. */
-static void stage_teardown(struct kfs_main *m, bool mounted)
+ * has let go of the mount.  false if a snapshot could not be removed:
+ * the exit status must tell the backup software (the record stays for
+ * the next start to reap). */
+static bool stage_teardown(struct kfs_main *m, bool mounted)
 {
+	bool complete;
+
 	if (m->se) {
 		if (mounted)
 			fuse_session_unmount(m->se);
@@ -196,9 +202,27 @@ static void stage_teardown(struct kfs_main *m, bool mounted)
 		fuse_session_destroy(m->se);
 	}
 	kfs_fs_destroy(m->fs);
-	kfs_sets_destroy(m->sets);
+	complete = kfs_sets_destroy(m->sets);
 	kfs_config_destroy(m->cfg);
 	kfs_options_clear(&m->opts);
+	return complete;
+}
+
+/*
+ * SIGTERM, SIGINT and SIGHUP wait while the first set is taken: dying in
+ * the middle would leave snapshots (and, briefly, a MySQL lock) for the
+ * next start to reap.  Once libfuse's handlers are in place they are let
+ * through, and a signal that came meanwhile ends the loop at once.
+ */
+static void hold_signals(bool hold)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 int main(int argc, char **argv)
@@ -234,11 +258,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	raise_fd_limit();
+	hold_signals(true);
 	if (stage_first_set(&m) < 0 || stage_mount(&m) < 0)
 		goto out;
 	mounted = true;
+	hold_signals(false);
 	ret = stage_serve(&m) == 0 ? 0 : 1;
 out:
-	stage_teardown(&m, mounted);
+	if (!stage_teardown(&m, mounted))
+		ret = 1;
 	return ret;
 }

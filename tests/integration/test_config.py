@@ -47,8 +47,8 @@ BAD = {
     "missing-state-dir-parent": (lambda t, w, m: t.replace(
         "state_dir = %s/state" % w, "state_dir = %s/missing/state" % w),
         "state_dir = {work}/missing/state", [r"state_dir", r"{work}/missing"]),
-    "lvm-backend": (lambda t, w, m: t + "[volume:db]\nbackend = lvm\nlv = vg0/lv_mysql\n"
-                    "snapshot_size = 1G\n", "backend = lvm", [r"\blvm\b"]),
+    "lvm-missing-vg": (lambda t, w, m: t + "[volume:db]\nbackend = lvm\nlv = vg0/lv_mysql\n"
+                       "snapshot_size = 1G\n", "lv = vg0/lv_mysql", [r"no such volume group"]),
     "mysql-bad-lock": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\n"
                        "lock = sometimes\n", "lock = sometimes", [r"\[mysql\]", r"\block\b"]),
     "mysql-readable-password": (lambda t, w, m: t + "[mysql]\nsocket = /run/mysqld/mysqld.sock\n"
