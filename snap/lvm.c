@@ -33,6 +33,7 @@ struct kfs_lvm {
 	GMutex lock;            /* one command at a time */
 	GPtrArray *rows;        /* the running command's report lines */
 	GString *errors;        /* and its error messages */
+	char *collate;          /* kolabfs's LC_COLLATE, which reports change */
 };
 
 static GMutex shared_lock;
@@ -70,7 +71,8 @@ static void lvm_log(int level, const char *file, int line, int dm_errno,
  * lvm2_init() from the main thread reopens stdin and stdout with its own
  * buffers; from any other thread it leaves them alone.  It also sets
  * the umask to 077 and the locale from the environment: both are put
- * back, they are kolabfs's.
+ * back, they are kolabfs's (and LC_COLLATE after each command, which
+ * lvm's reports set).
  */
 static gpointer init_thread(gpointer data)
 {
@@ -107,11 +109,13 @@ struct kfs_lvm *kfs_lvm_create(GError **error)
 	lvm->refs = 1;
 	shared = lvm;
 	lvm->handle = lvm_init();
+	lvm->collate = g_strdup(setlocale(LC_COLLATE, NULL));
 	if (!lvm->handle) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
 			    "cannot initialise liblvm2cmd");
 		shared = NULL;
 		g_mutex_clear(&lvm->lock);
+		g_free(lvm->collate);
 		g_clear_pointer(&lvm, g_free);
 	}
 unlock:
@@ -128,6 +132,7 @@ void kfs_lvm_destroy(struct kfs_lvm *lvm)
 		lvm2_exit(lvm->handle);
 		shared = NULL;
 		g_mutex_clear(&lvm->lock);
+		g_free(lvm->collate);
 		g_free(lvm);
 	}
 	g_mutex_unlock(&shared_lock);
@@ -187,6 +192,8 @@ static int run_locked(struct kfs_lvm *lvm, const char *cmdline, GPtrArray *rows,
 	ret = lvm2_run(lvm->handle, cmdline);
 	lvm->rows = NULL;
 	lvm->errors = NULL;
+	if (g_strcmp0(setlocale(LC_COLLATE, NULL), lvm->collate))
+		setlocale(LC_COLLATE, lvm->collate);
 	g_mutex_unlock(&lvm->lock);
 	kfs_debug("lvm %s: %d (%.1f ms)", cmdline, ret,
 		  (g_get_monotonic_time() - start) / 1000.0);
