@@ -318,11 +318,35 @@ def reap():
         warnings = manifest()["warnings"]
         assert any("reaped snapshot lvm:%s/%s" % (VG, n) in w for n in left for w in warnings), \
             warnings
+        rmdir_in_use()
     finally:
         stop(pid)
     assert set(lvs()) == others, lvs()
     sh("lvremove -q -y %(vg)s/reap-kfs-unrecorded %(vg)s/reap_snap %(vg)s/other" % {"vg": VG})
     drop_lv("reap")
+
+
+def rmdir_in_use():
+    """rmdir of a set whose files are open: the set goes, its snapshot LV
+    too (kolabfs takes its descriptors back), the open file reads ESTALE."""
+    before = set(snapshots())
+    busy = os.path.join(MP, "snapshots", "busy")
+    kfs._w("/mnt/reap/f", "x")
+    os.mkdir(busy)
+    assert len(set(snapshots()) - before) == 1
+    f = open(os.path.join(busy, "vol", "f"), "rb")
+    d = os.open(os.path.join(busy, "vol"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.rmdir(busy)
+        assert set(snapshots()) == before, "the busy set's snapshot stayed"
+        try:
+            f.read()
+            raise AssertionError("a file of a dropped set could be read")
+        except OSError as e:
+            assert e.errno == errno.ESTALE, e
+    finally:
+        f.close()
+        os.close(d)
 
 
 def refused(conf, *fragments):

@@ -53,6 +53,7 @@ def test_full_snapshot_reads_as_eio(guest, vg):
 
 
 def test_kill_then_remount_reaps_only_ours(guest, vg):
+    """Also: rmdir of a set with files open removes its snapshot LV."""
     scenario(guest, "reap")
 
 
