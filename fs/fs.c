@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -11,6 +12,8 @@
 
 static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct kfs_fs *fs = userdata;
+
 	/* The kernel enforces ACLs as well as modes (default_permissions),
 	 * so a user reads through the mount only what they could on disk. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
@@ -20,7 +23,15 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Backup tools stat every entry they list: always readdirplus. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Symlinks in a snapshot never change: keep their targets; `latest`
+	 * is invalidated whenever it moves (sets_changed). */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Opening a directory costs a round trip each time a walker enters
+	 * it, even when the listing is cached: let the kernel do without. */
+	if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && !getenv("KOLABFS_OPENDIR"))
+		fs->no_opendir = true;
 	conn->time_gran = 1;
 }
 
@@ -281,6 +292,8 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 
 	if (!fs)
 		return;
+	if (fs->se)
+		kfs_fs_set_session(fs, NULL);
 	for (i = 0; fs->filters && i < fs->cfg->n_volumes; i++)
 		kfs_filter_destroy(fs->filters[i]);
 	g_free(fs->filters);
@@ -288,7 +301,25 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 	g_free(fs);
 }
 
+/*
+ * A set came or went: `latest` points elsewhere and /snapshots lists other
+ * names.  The kernel caches both (symlink bodies and listings are kept in
+ * its page cache); mkdir and rmdir through the mount refresh the listing
+ * by themselves, sets dropped by kolabfs itself do not.
+ */
+static void sets_changed(void *data)
+{
+	struct kfs_fs *fs = data;
+	struct kfs_node *n;
+
+	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_LATEST);
+	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);
+	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_SNAPSHOTS);
+	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);
+}
+
 void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+	kfs_sets_on_change(fs->sets, se ? sets_changed : NULL, fs);
 }

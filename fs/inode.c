@@ -7,6 +7,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "fs-int.h"
 #include "inode.h"
 #include "ino.h"
 
@@ -42,6 +43,7 @@ static gboolean key_equal(gconstpointer a, gconstpointer b)
 
 static void node_free(struct kfs_node *node)
 {
+	kfs_fs_dir_stream_free(node);
 	kfs_set_unref(node->set);
 	g_free(node->path);
 	g_free(node);

@@ -32,6 +32,7 @@ struct kfs_node {
 	uint64_t local_ino;             /* PASS: st_ino on the source */
 	char *path;                     /* PASS: "" for the source root */
 	uint64_t nlookup;               /* the kernel's lookup count */
+	void *dir_stream;               /* PASS dir: see fs/dir.c (atomic) */
 };
 
 struct kfs_inodes;

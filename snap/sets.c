@@ -39,6 +39,8 @@ struct kfs_sets {
 	unsigned long seq;
 	struct kfs_backend *backends[2];        /* by enum kfs_backend_kind, made on first use */
 	struct kfs_monitor *monitor;    /* with LVM volumes, once daemonized */
+	void (*on_change)(void *data);  /* under take_lock */
+	void *on_change_data;
 };
 
 /* How often the monitor looks at copy-on-write usage. */
@@ -605,6 +607,8 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 	}
 	g_mutex_lock(&sets->take_lock);
 	ret = take_locked(sets, name, out, error);
+	if (ret == 0 && sets->on_change)
+		sets->on_change(sets->on_change_data);
 	g_mutex_unlock(&sets->take_lock);
 	return ret;
 }
@@ -625,6 +629,8 @@ int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
 		return set_error(error, ENOENT, "no set named %s", name);
 	}
 	g_atomic_int_set(&set->dead, 1);
+	if (sets->on_change)
+		sets->on_change(sets->on_change_data);
 	complete = set_teardown(set);
 	g_mutex_unlock(&sets->take_lock);
 	kfs_info("set %s dropped%s", name, complete ? "" : " (incompletely)");
@@ -632,6 +638,14 @@ int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
 	if (!complete)
 		return set_error(error, EBUSY, "set %s could not be torn down completely", name);
 	return 0;
+}
+
+void kfs_sets_on_change(struct kfs_sets *sets, void (*fn)(void *data), void *data)
+{
+	g_mutex_lock(&sets->take_lock);
+	sets->on_change = fn;
+	sets->on_change_data = data;
+	g_mutex_unlock(&sets->take_lock);
 }
 
 struct kfs_set *kfs_sets_get(struct kfs_sets *sets, const char *name)

@@ -196,6 +196,7 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 	bool complete;
 
 	if (m->se) {
+		kfs_fs_set_session(m->fs, NULL);
 		if (mounted)
 			fuse_session_unmount(m->se);
 		fuse_remove_signal_handlers(m->se);
