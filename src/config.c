@@ -1488,20 +1488,14 @@ static bool kfs_conf_parse_groups(struct kfs_conf_parser *p, GError **error)
 	return true;
 }
 
-struct kfs_config *kfs_config_load(const char *file, GError **error)
+/* TEXT: LEN bytes and a NUL after them. */
+static struct kfs_config *kfs_conf_parse_text(const char *file, const char *text,
+					      gsize len, GError **error)
 {
 	struct kfs_conf_parser p = { .file = file };
 	struct kfs_config *cfg;
 	GError *local = NULL;
-	char *text;
-	gsize len;
 
-	if (!g_file_get_contents(file, &text, &len, &local)) {
-		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, file, 0, NULL,
-			       NULL, "%s", local->message);
-		g_error_free(local);
-		return NULL;
-	}
 	cfg = g_new0(struct kfs_config, 1);
 	cfg->file = g_strdup(file);
 	cfg->state_dir = g_strdup(KFS_DEFAULT_STATE_DIR);
@@ -1535,6 +1529,36 @@ free_parser:
 	g_hash_table_unref(p.spaces);
 	g_hash_table_unref(p.names);
 	g_key_file_unref(p.kf);
+	return cfg;
+}
+
+struct kfs_config *kfs_config_parse(const char *file, const char *text,
+				    size_t len, GError **error)
+{
+	char *copy = g_malloc(len + 1);
+	struct kfs_config *cfg;
+
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	cfg = kfs_conf_parse_text(file, copy, len, error);
+	g_free(copy);
+	return cfg;
+}
+
+struct kfs_config *kfs_config_load(const char *file, GError **error)
+{
+	struct kfs_config *cfg;
+	GError *local = NULL;
+	char *text;
+	gsize len;
+
+	if (!g_file_get_contents(file, &text, &len, &local)) {
+		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, file, 0, NULL,
+			       NULL, "%s", local->message);
+		g_error_free(local);
+		return NULL;
+	}
+	cfg = kfs_conf_parse_text(file, text, len, error);
 	g_free(text);
 	return cfg;
 }

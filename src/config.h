@@ -118,6 +118,11 @@ struct kfs_config {
  */
 struct kfs_config *kfs_config_load(const char *file, GError **error);
 
+/* The same for TEXT (LEN bytes, any content) as if read from FILE, which
+ * messages name: what kfs_config_load does once it has read the file. */
+struct kfs_config *kfs_config_parse(const char *file, const char *text,
+				    size_t len, GError **error);
+
 /*
  * Check the configuration against the machine: every btrfs path is a
  * subvolume, no two volumes share an origin, every LVM volume's LV can
