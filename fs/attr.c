@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fs-int.h"
 #include "ino.h"
+#include "path.h"
 
 static void virtual_dir(struct stat *st, const struct timespec *t)
 {
@@ -72,9 +74,9 @@ int kfs_fs_getattr_node(struct kfs_fs *fs, struct kfs_node *node, struct stat *s
 			return -errno;
 		break;
 	case KFS_NODE_PASS:
-		if (fstatat(node->src->root_fd, node->path, st,
-			    AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
-			return -errno;
+		err = kfs_fs_stat_path(node->src, node->path, st);
+		if (err < 0)
+			return err;
 		break;
 	default:
 		if (getattr_virtual(fs, node, st) < 0)
@@ -82,6 +84,19 @@ int kfs_fs_getattr_node(struct kfs_fs *fs, struct kfs_node *node, struct stat *s
 	}
 	st->st_ino = node->ino;
 	return 0;
+}
+
+int kfs_fs_stat_path(const struct kfs_source *src, const char *path, struct stat *st)
+{
+	const char *rest;
+	int fd, ret;
+
+	fd = kfs_path_at(src->root_fd, path, &rest);
+	if (fd < 0)
+		return fd;
+	ret = fstatat(fd, rest, st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0 ? -errno : 0;
+	kfs_path_at_put(src->root_fd, fd);
+	return ret;
 }
 
 const struct kfs_filter *kfs_fs_filter_of(struct kfs_fs *fs, const struct kfs_node *node)
@@ -105,14 +120,14 @@ static int lookup_pass(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 	struct kfs_node *node;
 	int ret;
 
-	if (strlen(name) > 255)
+	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
 	if (dirfd >= 0)
-		ret = fstatat(dirfd, name, &e->attr, AT_SYMLINK_NOFOLLOW);
+		ret = fstatat(dirfd, name, &e->attr, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	else
-		ret = fstatat(parent->src->root_fd, path, &e->attr, AT_SYMLINK_NOFOLLOW);
+		ret = kfs_fs_stat_path(parent->src, path, &e->attr);
 	if (ret < 0)
-		return -errno;
+		return ret;
 	if (kfs_filter_hides(kfs_fs_filter_of(fs, parent), parent->path, name,
 			     e->attr.st_mode))
 		return -ENOENT;

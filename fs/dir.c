@@ -19,6 +19,7 @@
 
 #include "fs-int.h"
 #include "ino.h"
+#include "path.h"
 
 struct kfs_dirh {
 	DIR *dp;                /* PASS */
@@ -57,12 +58,17 @@ static GPtrArray *virtual_names(struct kfs_fs *fs, struct kfs_node *node)
  * dropping the set can revoke it). */
 static int pass_dirh_open(struct kfs_node *node, struct kfs_dirh *d)
 {
-	int fd, err;
+	const char *rest;
+	int at, fd, err;
 
-	fd = openat(node->src->root_fd, *node->path ? node->path : ".",
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	at = kfs_path_at(node->src->root_fd, node->path, &rest);
+	if (at < 0)
+		return at;
+	fd = openat(at, *rest ? rest : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	err = errno;
+	kfs_path_at_put(node->src->root_fd, at);
 	if (fd < 0)
-		return -errno;
+		return -err;
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
 		err = errno;

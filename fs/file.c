@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs-int.h"
+#include "path.h"
 
 /* /status is generated at open; its handle holds the text. */
 struct kfs_genfile {
@@ -20,14 +21,21 @@ struct kfs_genfile {
 
 static int open_fd(struct kfs_node *node)
 {
-	int fd;
+	const char *rest;
+	int at, fd;
 
-	if (node->kind == KFS_NODE_MANIFEST)
+	if (node->kind == KFS_NODE_MANIFEST) {
 		fd = open(node->set->manifest, O_RDONLY | O_CLOEXEC);
-	else
-		fd = openat(node->src->root_fd, node->path,
-			    O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+		return fd < 0 ? -errno : fd;
+	}
+	at = kfs_path_at(node->src->root_fd, node->path, &rest);
+	if (at < 0)
+		return at;
+	fd = openat(at, rest, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	kfs_path_at_put(node->src->root_fd, at);
+	return fd;
 }
 
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -120,7 +128,9 @@ void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct kfs_node *node = kfs_node_of(req, ino);
 	g_autofree char *latest = NULL;
 	char buf[PATH_MAX + 1];
+	const char *rest;
 	ssize_t n;
+	int at;
 
 	if (node->kind == KFS_NODE_LATEST) {
 		latest = kfs_sets_latest_name(fs->sets);
@@ -138,9 +148,17 @@ void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, kfs_node_unusable(node));
 		return;
 	}
-	n = readlinkat(node->src->root_fd, node->path, buf, sizeof(buf) - 1);
+	at = kfs_path_at(node->src->root_fd, node->path, &rest);
+	if (at < 0) {
+		fuse_reply_err(req, -at);
+		return;
+	}
+	n = readlinkat(at, rest, buf, sizeof(buf) - 1);
+	if (n < 0)
+		n = -errno;
+	kfs_path_at_put(node->src->root_fd, at);
 	if (n < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, -n);
 		return;
 	}
 	buf[n] = '\0';

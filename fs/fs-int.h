@@ -56,6 +56,8 @@ int kfs_fs_getattr_node(struct kfs_fs *fs, struct kfs_node *node, struct stat *s
 int kfs_fs_lookup_node(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 		       const char *name, struct fuse_entry_param *e);
 const struct kfs_filter *kfs_fs_filter_of(struct kfs_fs *fs, const struct kfs_node *node);
+/* lstat of PATH below SRC's root, however long: 0 or -errno. */
+int kfs_fs_stat_path(const struct kfs_source *src, const char *path, struct stat *st);
 /* The path of NAME below PASS node PARENT (newly allocated). */
 char *kfs_fs_child_path(const struct kfs_node *parent, const char *name);
 

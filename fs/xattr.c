@@ -14,14 +14,16 @@
 #include <sys/xattr.h>
 
 #include "fs-int.h"
+#include "path.h"
 
 /* Attribute NAME of NODE, or the list of its names when NAME is NULL. */
 static ssize_t node_xattr(struct kfs_node *node, const char *name, char *buf, size_t size)
 {
 	g_autofree char *dir = NULL, *base = NULL;
 	char proc[64 + 256];
+	const char *rest;
 	ssize_t ret;
-	int dfd;
+	int at, dfd;
 
 	if (!*node->path) {
 		/* the source root: follow the magic link to the directory */
@@ -31,9 +33,14 @@ static ssize_t node_xattr(struct kfs_node *node, const char *name, char *buf, si
 	}
 	dir = g_path_get_dirname(node->path);
 	base = g_path_get_basename(node->path);
-	dfd = openat(node->src->root_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	at = kfs_path_at(node->src->root_fd, dir, &rest);
+	if (at < 0)
+		return at;
+	dfd = openat(at, rest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	ret = -errno;
+	kfs_path_at_put(node->src->root_fd, at);
 	if (dfd < 0)
-		return -errno;
+		return ret;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dfd, base);
 	ret = name ? lgetxattr(proc, name, buf, size) : llistxattr(proc, buf, size);
 	if (ret < 0)
