@@ -75,6 +75,19 @@ static void filter_add(struct kfs_filter *f, const char *glob, bool anchored,
 		f->needs_type = true;
 }
 
+bool kfs_filter_glob_ok(const char *glob)
+{
+	size_t len = strlen(glob);
+
+	if (len > 0 && glob[len - 1] == '/')
+		len--;
+	while (len > 0 && *glob == '/') {
+		glob++;
+		len--;
+	}
+	return len > 0;
+}
+
 /* An exclude glob as the user wrote it: trailing '/' means directories,
  * any other '/' anchors it at the volume root. */
 static int filter_add_glob(struct kfs_filter *f, const char *glob)
@@ -84,17 +97,15 @@ static int filter_add_glob(struct kfs_filter *f, const char *glob)
 	size_t len = strlen(g);
 	const char *start = g;
 
-	if (len > 0 && g[len - 1] == '/') {
+	if (!kfs_filter_glob_ok(glob))
+		return -EINVAL;
+	if (g[len - 1] == '/') {
 		type = RULE_DIR;
 		g[--len] = '\0';
 	}
-	if (len == 0)
-		return -EINVAL;
 	if (strchr(g, '/')) {
 		while (*start == '/')
 			start++;
-		if (!*start)
-			return -EINVAL;
 		filter_add(f, start, true, type);
 	} else {
 		filter_add(f, g, false, type);

@@ -19,6 +19,11 @@ struct kfs_filter;
 struct kfs_filter *kfs_filter_create(const char *preset, char *const *exclude);
 void kfs_filter_destroy(struct kfs_filter *filter);
 
+/* Is GLOB an exclude glob kfs_filter_create takes?  Not empty, and more
+ * than '/' (which would be empty once the trailing '/' that restricts it
+ * to directories and the leading ones that anchor it are taken off). */
+bool kfs_filter_glob_ok(const char *glob);
+
 /*
  * Is the entry NAME, of type MODE (S_IFMT bits; 0 if unknown), inside the
  * directory PARENT (path from the volume root without leading '/', "" for

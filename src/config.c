@@ -19,6 +19,7 @@
 
 #include "config.h"     /* src/config.h, the interface */
 #include "secret.h"
+#include "../fs/filter.h"
 #include "../snap/lvm.h"
 
 #define KFS_NAME_MAX 255
@@ -1001,7 +1002,7 @@ static bool kfs_conf_parse_filter(struct kfs_conf_parser *p,
 	static const char *const presets[] = {
 		"cyrus-spool", "cyrus-meta", "mysql", NULL
 	};
-	char *value;
+	char *value, **glob;
 
 	if (!kfs_conf_get(p, g, "preset", KFS_CONF_MAY_BE_EMPTY,
 			  "one of cyrus-spool, cyrus-meta, mysql", &value,
@@ -1024,6 +1025,14 @@ static bool kfs_conf_parse_filter(struct kfs_conf_parser *p,
 		return false;
 	if (!v->exclude)
 		v->exclude = g_new0(char *, 1);
+	for (glob = v->exclude; *glob; glob++) {
+		if (!kfs_filter_glob_ok(*glob)) {
+			PERR(p, kfs_conf_line(g, "exclude"), g, "exclude",
+			     "expected a ;-separated list of globs, got \"%s\", which names nothing (a trailing '/' means directories, a leading one the volume's root)",
+			     *glob);
+			return false;
+		}
+	}
 	return true;
 }
 

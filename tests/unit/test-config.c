@@ -733,6 +733,12 @@ static const struct error_case error_cases[] = {
 	  "expected one of cyrus-spool, cyrus-meta, mysql, got \"cyrus\"" },
 	{ "exclude/empty-glob", VOL "exclude = *.tmp;;cache/\n", 4,
 	  "volume:v", "exclude", "got an empty element" },
+	/* found by tests/fuzz: kfs_filter_create refused it after the first
+	 * set was taken */
+	{ "exclude/slash", VOL "exclude = /;cache/\n", 4,
+	  "volume:v", "exclude", "got \"/\", which names nothing" },
+	{ "exclude/slashes", VOL "exclude = *.tmp; //\n", 4,
+	  "volume:v", "exclude", "got \"//\", which names nothing" },
 	/* [copy:NAME] */
 	{ "paths/missing", "[copy:c]\n", 1, "copy:c", "paths",
 	  "missing, expected a ;-separated list of absolute paths" },

@@ -119,6 +119,14 @@ static void test_invalid(void)
 	g_assert_null(kfs_filter_create(NULL, empty));
 	g_assert_null(kfs_filter_create(NULL, slash));
 	g_assert_false(kfs_filter_hides(NULL, "", "x", S_IFREG));
+	/* what kolabfs.conf's exclude is checked with */
+	g_assert_true(kfs_filter_glob_ok("x/"));
+	g_assert_true(kfs_filter_glob_ok("/top/only"));
+	g_assert_false(kfs_filter_glob_ok(""));
+	g_assert_false(kfs_filter_glob_ok("/"));
+	g_assert_false(kfs_filter_glob_ok("//"));
+	g_assert_false(kfs_filter_glob_ok("///"));
+	g_assert_null(kfs_filter_create(NULL, (char *[]){ "//", NULL }));
 }
 
 int main(int argc, char **argv)
