@@ -677,40 +677,66 @@ static bool kfs_conf_has_conversion(const char *fmt)
 }
 
 /*
- * name_format must make a safe, changing directory name.  Format a fixed
- * instant the way a set is named (strftime(3), UTC) and check the result.
+ * Where name_format is tried: 2026-11-27T04:30:00Z, then 24 steps of 28
+ * days, 21 hours, 7 minutes and 7 seconds, which meet every month, weekday
+ * and hour, and days, minutes and seconds of one digit and of two: every
+ * width a conversion can have ("%A" is "Friday" or "Wednesday").
+ */
+#define KFS_FORMAT_INSTANT 1795753800
+#define KFS_FORMAT_STEP (28 * 86400 + 21 * 3600 + 7 * 60 + 7)
+#define KFS_FORMAT_TRIES 25
+
+/*
+ * name_format must make a safe, changing directory name whenever a set is
+ * taken.  Format the instants above the way a set is named (strftime(3),
+ * UTC) and check every result.
  */
 static bool kfs_conf_check_name_format(struct kfs_conf_parser *p,
 				       const struct kfs_conf_group *g,
 				       const char *fmt, GError **error)
 {
 	int line = kfs_conf_line(g, "name_format");
-	const time_t instant = 1795753800;      /* 2026-11-27T04:30:00Z */
-	char buf[2 * KFS_NAME_MAX];
+	char buf[4 * KFS_NAME_MAX], first[4 * KFS_NAME_MAX], when[32];
+	bool changes = false;
 	struct tm tm;
+	time_t t;
 	size_t n;
+	int i;
 
-	if (!kfs_conf_has_conversion(fmt)) {
-		PERR(p, line, g, "name_format",
-		     "expected a strftime(3) format with a conversion such as %%Y, got \"%s\" (every set would get the same name)",
-		     fmt);
-		return false;
-	}
-	gmtime_r(&instant, &tm);
+	if (!kfs_conf_has_conversion(fmt))
+		goto same_name;
+	for (i = 0; i < KFS_FORMAT_TRIES; i++) {
+		t = KFS_FORMAT_INSTANT + (time_t)i * KFS_FORMAT_STEP;
+		gmtime_r(&t, &tm);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	n = strftime(buf, sizeof(buf), fmt, &tm);
+		n = strftime(buf, sizeof(buf), fmt, &tm);
 #pragma GCC diagnostic pop
-	if (n == 0 || !kfs_name_is_safe(buf)) {
-		char *shown = g_strescape(n ? buf : "", NULL);
+		if (n == 0 || !kfs_name_is_safe(buf)) {
+			char *shown = g_strescape(n ? buf : "", NULL);
 
-		PERR(p, line, g, "name_format",
-		     "expected a format that makes one directory name (not empty, no '/', no leading '.', no control characters, at most %d bytes), but \"%s\" makes \"%s\"",
-		     KFS_NAME_MAX, fmt, shown);
-		g_free(shown);
-		return false;
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			PERR(p, line, g, "name_format",
+			     "expected a format that makes one directory name (not empty, no '/', no leading '.', no control characters, at most %d bytes), but \"%s\" makes \"%s\"%s%s%s",
+			     KFS_NAME_MAX, fmt, shown,
+			     n ? "" : " (nothing, or more than 1000 bytes)",
+			     i ? " at " : "", i ? when : "");
+			g_free(shown);
+			return false;
+		}
+		if (i == 0)
+			memcpy(first, buf, n + 1);
+		else
+			changes |= strcmp(first, buf) != 0;
 	}
-	return true;
+	if (changes)
+		return true;
+
+same_name:
+	PERR(p, line, g, "name_format",
+	     "expected a strftime(3) format with a conversion such as %%Y, got \"%s\" (every set would get the same name)",
+	     fmt);
+	return false;
 }
 
 static bool kfs_conf_parse_main(struct kfs_conf_parser *p,

@@ -27,20 +27,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	g_printerr("%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
 	abort(); } } while (0)
 
-/* The names sets taken at a few instants (a weekday and month of every
- * length, hours either side of noon and of ten) get. */
+/* The names sets taken at many instants get: 40 steps of 31 days, 7
+ * hours, 13 minutes and 11 seconds from 2027-03-03 meet every weekday,
+ * month and hour, days and hours of one digit and of two. */
 static void check_set_names(const struct kfs_config *cfg, const struct kfs_volume_conf *v)
 {
-	static const time_t instants[] = {
-		1795753800,     /* Fri 2026-11-27 04:30:00 */
-		1789300799,     /* Wed 2026-09-13 11:59:59 */
-		1768521600,     /* Fri 2026-01-16 00:00:00 */
-		1779062399,     /* Sun 2026-05-17 23:59:59 */
-	};
-	char buf[512];
+	time_t instants[40];
+	char buf[512], first[512];
+	bool changes = false;
 	struct tm tm;
 	size_t i, n;
 
+	for (i = 0; i < G_N_ELEMENTS(instants); i++)
+		instants[i] = 1804032000 + (time_t)i * (31 * 86400 + 7 * 3600 + 13 * 60 + 11);
 	for (i = 0; i < G_N_ELEMENTS(instants); i++) {
 		gmtime_r(&instants[i], &tm);
 #pragma GCC diagnostic push
@@ -48,6 +47,10 @@ static void check_set_names(const struct kfs_config *cfg, const struct kfs_volum
 		n = strftime(buf, sizeof(buf), cfg->name_format, &tm);
 #pragma GCC diagnostic pop
 		check(n > 0 && kfs_name_is_safe(buf));
+		if (i == 0)
+			memcpy(first, buf, n + 1);
+		else
+			changes |= strcmp(first, buf) != 0;
 		if (v && v->lv) {
 			char **vglv = g_strsplit(v->lv, "/", 2);
 			char *snap = kfs_lvm_snapshot_name(vglv[0], vglv[1], buf);
@@ -57,6 +60,8 @@ static void check_set_names(const struct kfs_config *cfg, const struct kfs_volum
 			g_strfreev(vglv);
 		}
 	}
+	/* not one name for every set */
+	check(changes);
 }
 
 static void check_volume(const struct kfs_config *cfg, const struct kfs_volume_conf *v)

@@ -661,6 +661,15 @@ static const struct error_case error_cases[] = {
 	  "kolabfs", "name_format", "makes \".2026\"" },
 	{ "name_format/newline", COPY "[kolabfs]\nname_format = %Y%n\n", 4,
 	  "kolabfs", "name_format", "makes \"2026\\n\"" },
+	/* fine on a Friday, too long on a Wednesday */
+	{ "name_format/weekday-width", COPY "[kolabfs]\nname_format = "
+	  "%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A\n",
+	  4, "kolabfs", "name_format", "at 2026-12-2" },
+	/* not a conversion: strftime copies it, every set gets "%q" */
+	{ "name_format/unknown-conversion", COPY "[kolabfs]\nname_format = %q\n", 4,
+	  "kolabfs", "name_format", "every set would get the same name" },
+	{ "name_format/too-long", COPY "[kolabfs]\nname_format = %c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c\n",
+	  4, "kolabfs", "name_format", "makes \"\" (nothing, or more than 1000 bytes)" },
 	/* [volume:NAME] */
 	{ "backend/missing", "[volume:v]\npath = /srv/v\n", 1, "volume:v",
 	  "backend", "missing, expected one of btrfs, lvm" },
