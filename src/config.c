@@ -298,6 +298,37 @@ static bool kfs_conf_index_key(struct kfs_conf_index *idx, char *s, int line,
 }
 
 /*
+ * A line that is not UTF-8: say which key or group header it is, with the
+ * bytes escaped (a message is text; "\\351" shows what an editor hid).
+ */
+static void kfs_conf_bad_utf8(struct kfs_conf_index *idx, const char *s,
+			      int line, const struct kfs_conf_group *cur,
+			      GError **error)
+{
+	const char *eq = strchr(s, '=');
+	g_autofree char *key = eq ? g_strndup(s, (gsize)(eq - s)) : NULL;
+	g_autofree char *shown = NULL;
+
+	if (key)
+		g_strchomp(key);
+	if (*s == '[') {
+		shown = g_strescape(s, NULL);
+		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, idx->file, line,
+			       NULL, NULL, "expected UTF-8 text, got the group header \"%s\"",
+			       shown);
+	} else if (cur && key && kfs_conf_key_name_ok(key)) {
+		shown = g_strescape(g_strchug((char *)eq + 1), NULL);
+		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, idx->file, line,
+			       cur->name, key, "expected UTF-8 text, got \"%s\"", shown);
+	} else {
+		shown = g_strescape(s, NULL);
+		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, idx->file, line,
+			       cur ? cur->name : NULL, NULL,
+			       "expected UTF-8 text, got \"%s\"", shown);
+	}
+}
+
+/*
  * Index the text of the file line by line.  The cleaned text keeps one
  * line per line of the file (comments become blank lines).
  */
@@ -323,9 +354,7 @@ static bool kfs_conf_index_text(struct kfs_conf_index *idx, const char *text,
 		char *s = g_strchug(lines[i]);
 
 		if (!g_utf8_validate(s, -1, NULL)) {
-			kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID,
-				       idx->file, i + 1, cur ? cur->name : NULL,
-				       NULL, "expected UTF-8 text");
+			kfs_conf_bad_utf8(idx, s, i + 1, cur, error);
 			ok = false;
 			continue;
 		}
