@@ -708,28 +708,60 @@ static bool kfs_conf_has_conversion(const char *fmt)
 /*
  * Where name_format is tried: 2026-11-27T04:30:00Z, then 24 steps of 28
  * days, 21 hours, 7 minutes and 7 seconds, which meet every month, weekday
- * and hour, and days, minutes and seconds of one digit and of two: every
- * width a conversion can have ("%A" is "Friday" or "Wednesday").
+ * and hour, and days, minutes and seconds of one digit and of two.
  */
 #define KFS_FORMAT_INSTANT 1795753800
 #define KFS_FORMAT_STEP (28 * 86400 + 21 * 3600 + 7 * 60 + 7)
 #define KFS_FORMAT_TRIES 25
 
 /*
+ * Format TM as a set's name would be; false with a message if the name is
+ * unsafe.  A nonzero T names the instant in the message, else TM is one of
+ * the widest: then its date and time are named.
+ */
+static bool kfs_conf_try_format(struct kfs_conf_parser *p, const struct kfs_conf_group *g,
+				const char *fmt, const struct tm *tm, time_t t,
+				char *buf, size_t size, GError **error)
+{
+	g_autofree char *shown = NULL;
+	char when[64];
+	size_t n;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	n = strftime(buf, size, fmt, tm);
+#pragma GCC diagnostic pop
+	if (n > 0 && kfs_name_is_safe(buf))
+		return true;
+	if (t == KFS_FORMAT_INSTANT)
+		when[0] = '\0';
+	else
+		strftime(when, sizeof(when), t ? " at %Y-%m-%dT%H:%M:%SZ" :
+			 " at its longest (%A %d %B, %H:%M:%S)", tm);
+	shown = g_strescape(n ? buf : "", NULL);
+	PERR(p, kfs_conf_line(g, "name_format"), g, "name_format",
+	     "expected a format that makes one directory name (not empty, no '/', no leading '.', no control characters, at most %d bytes), but \"%s\" makes \"%s\"%s%s",
+	     KFS_NAME_MAX, fmt, shown, n ? "" : " (nothing, or more than 1000 bytes)", when);
+	return false;
+}
+
+/*
  * name_format must make a safe, changing directory name whenever a set is
  * taken.  Format the instants above the way a set is named (strftime(3),
- * UTC) and check every result.
+ * UTC), and the widest times there are: the width of a name varies with
+ * the weekday and month names ("%A" is "Friday" or "Wednesday") and, with
+ * glibc's "%-d", the number of digits.  The widest is a Wednesday, in the
+ * month with the widest name and number, with every number of two digits
+ * (three for the day of the year); strftime() takes the fields as given.
  */
 static bool kfs_conf_check_name_format(struct kfs_conf_parser *p,
 				       const struct kfs_conf_group *g,
 				       const char *fmt, GError **error)
 {
-	int line = kfs_conf_line(g, "name_format");
-	char buf[4 * KFS_NAME_MAX], first[4 * KFS_NAME_MAX], when[32];
+	char buf[4 * KFS_NAME_MAX], first[4 * KFS_NAME_MAX];
 	bool changes = false;
 	struct tm tm;
 	time_t t;
-	size_t n;
 	int i;
 
 	if (!kfs_conf_has_conversion(fmt))
@@ -737,32 +769,25 @@ static bool kfs_conf_check_name_format(struct kfs_conf_parser *p,
 	for (i = 0; i < KFS_FORMAT_TRIES; i++) {
 		t = KFS_FORMAT_INSTANT + (time_t)i * KFS_FORMAT_STEP;
 		gmtime_r(&t, &tm);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-		n = strftime(buf, sizeof(buf), fmt, &tm);
-#pragma GCC diagnostic pop
-		if (n == 0 || !kfs_name_is_safe(buf)) {
-			char *shown = g_strescape(n ? buf : "", NULL);
-
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			PERR(p, line, g, "name_format",
-			     "expected a format that makes one directory name (not empty, no '/', no leading '.', no control characters, at most %d bytes), but \"%s\" makes \"%s\"%s%s%s",
-			     KFS_NAME_MAX, fmt, shown,
-			     n ? "" : " (nothing, or more than 1000 bytes)",
-			     i ? " at " : "", i ? when : "");
-			g_free(shown);
+		if (!kfs_conf_try_format(p, g, fmt, &tm, t, buf, sizeof(buf), error))
 			return false;
-		}
 		if (i == 0)
-			memcpy(first, buf, n + 1);
+			memcpy(first, buf, strlen(buf) + 1);
 		else
 			changes |= strcmp(first, buf) != 0;
+	}
+	for (i = 0; i < 12; i++) {
+		tm = (struct tm){ .tm_year = 2026 - 1900, .tm_mon = i, .tm_mday = 28,
+				  .tm_hour = 23, .tm_min = 59, .tm_sec = 59,
+				  .tm_wday = 3, .tm_yday = 300 };
+		if (!kfs_conf_try_format(p, g, fmt, &tm, 0, buf, sizeof(buf), error))
+			return false;
 	}
 	if (changes)
 		return true;
 
 same_name:
-	PERR(p, line, g, "name_format",
+	PERR(p, kfs_conf_line(g, "name_format"), g, "name_format",
 	     "expected a strftime(3) format with a conversion such as %%Y, got \"%s\" (every set would get the same name)",
 	     fmt);
 	return false;

@@ -670,6 +670,11 @@ static const struct error_case error_cases[] = {
 	{ "name_format/weekday-width", COPY "[kolabfs]\nname_format = "
 	  "%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A%A\n",
 	  4, "kolabfs", "name_format", "at 2026-12-2" },
+	/* 255 bytes at most at the instants tried, 270 on a Wednesday in
+	 * September (found by tests/fuzz) */
+	{ "name_format/widest", COPY "[kolabfs]\nname_format = "
+	  "%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B%A%B\n",
+	  4, "kolabfs", "name_format", "at its longest (Wednesday 28 September, 23:59:59)" },
 	/* not a conversion: strftime copies it, every set gets "%q" */
 	{ "name_format/unknown-conversion", COPY "[kolabfs]\nname_format = %q\n", 4,
 	  "kolabfs", "name_format", "every set would get the same name" },
