@@ -13,8 +13,10 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <linux/magic.h>
 
 #include "config.h"     /* src/config.h, the interface */
@@ -528,6 +530,18 @@ static bool kfs_conf_path_within(const char *b, const char *a)
 		return true;
 	return strncmp(b, a, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
+
+/* Does S hold a control character (a "\\n" or "\\t" escape, say)? */
+static bool kfs_conf_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* Room for a Unix socket's path in struct sockaddr_un, with its NUL. */
+#define KFS_SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1)
 
 /* KEY as an absolute path in canonical form, NULL in *path when absent. */
 static bool kfs_conf_get_path(struct kfs_conf_parser *p,
@@ -1200,22 +1214,32 @@ static bool kfs_conf_parse_mysql_server(struct kfs_conf_parser *p,
 					struct kfs_mysql_conf *m,
 					GError **error)
 {
-	const char *expect = "a host name or IP address";
+	const char *expect = "a host name or IP address (at most 253 bytes)";
 	int host_line = kfs_conf_line(g, "host");
 
 	if (!kfs_conf_get_path(p, g, "socket", 0, &m->socket, error) ||
 	    !kfs_conf_get(p, g, "host", 0, expect, &m->host, error))
 		return false;
+	if (m->socket && strlen(m->socket) > KFS_SOCKET_PATH_MAX) {
+		PERR(p, kfs_conf_line(g, "socket"), g, "socket",
+		     "expected the path of a Unix socket, at most %zu bytes, got one of %zu bytes",
+		     KFS_SOCKET_PATH_MAX, strlen(m->socket));
+		return false;
+	}
 	if (m->socket && m->host) {
 		PERR(p, host_line, g, "host",
 		     "socket (line %d) and host (line %d) exclude each other; expected one of them",
 		     kfs_conf_line(g, "socket"), host_line);
 		return false;
 	}
-	/* Spaces would be a typo; a path is a socket given as host. */
-	if (m->host && (m->host[0] == '/' || strpbrk(m->host, " \t"))) {
+	/* Spaces would be a typo; a path is a socket given as host; DNS
+	 * names have at most 253 bytes. */
+	if (m->host && (m->host[0] == '/' || strpbrk(m->host, " \t") ||
+			kfs_conf_has_control(m->host) || strlen(m->host) > 253)) {
+		g_autofree char *shown = g_strescape(m->host, NULL);
+
 		PERR(p, host_line, g, "host", "expected %s, got \"%s\"%s",
-		     expect, m->host,
+		     expect, shown,
 		     m->host[0] == '/' ? " (a Unix socket is given as socket =)" : "");
 		return false;
 	}
@@ -1238,6 +1262,15 @@ static bool kfs_conf_parse_mysql_login(struct kfs_conf_parser *p,
 	if (!kfs_conf_get(p, g, "user", 0, "a MySQL user name", &m->user,
 			  error))
 		return false;
+	/* MariaDB's user names have at most 80 characters (MySQL's 32) */
+	if (m->user && (kfs_conf_has_control(m->user) || g_utf8_strlen(m->user, -1) > 80)) {
+		g_autofree char *shown = g_strescape(m->user, NULL);
+
+		PERR(p, kfs_conf_line(g, "user"), g, "user",
+		     "expected a MySQL user name (at most 80 characters, no control characters), got \"%s\"",
+		     shown);
+		return false;
+	}
 	if (!m->user)
 		m->user = g_strdup("root");
 	if (!kfs_conf_get_path(p, g, "password_file", 0, &m->password_file,
@@ -1327,6 +1360,12 @@ static bool kfs_conf_parse_ldapi(struct kfs_conf_parser *p,
 		     l->uri);
 		return false;
 	}
+	if (strlen(l->ldapi_path) > KFS_SOCKET_PATH_MAX) {
+		PERR(p, l->uri_line, g, "uri",
+		     "expected the path of a Unix socket, at most %zu bytes, got one of %zu bytes",
+		     KFS_SOCKET_PATH_MAX, strlen(l->ldapi_path));
+		return false;
+	}
 	return true;
 }
 
@@ -1396,10 +1435,12 @@ static bool kfs_conf_parse_ldap_bind(struct kfs_conf_parser *p,
 	    !kfs_conf_get_path(p, g, "password_file", 0, &l->password_file,
 			       error))
 		return false;
-	if (l->bind_dn && !strchr(l->bind_dn, '=')) {
+	if (l->bind_dn && (!strchr(l->bind_dn, '=') || kfs_conf_has_control(l->bind_dn))) {
+		g_autofree char *shown = g_strescape(l->bind_dn, NULL);
+
 		PERR(p, kfs_conf_line(g, "bind_dn"), g, "bind_dn",
 		     "expected a DN such as cn=Directory Manager, got \"%s\"",
-		     l->bind_dn);
+		     shown);
 		return false;
 	}
 	if (l->password_file) {
@@ -1433,10 +1474,12 @@ static bool kfs_conf_check_ldap_bases(struct kfs_conf_parser *p,
 	char **b, **o;
 
 	for (b = l->bases; *b; b++) {
-		if (!strchr(*b, '=')) {
+		if (!strchr(*b, '=') || kfs_conf_has_control(*b)) {
+			g_autofree char *shown = g_strescape(*b, NULL);
+
 			PERR(p, line, g, "bases",
 			     "expected a ;-separated list of DNs such as dc=example,dc=org, got \"%s\"",
-			     *b);
+			     shown);
 			return false;
 		}
 		for (o = l->bases; o < b; o++) {

@@ -793,7 +793,19 @@ static const struct error_case error_cases[] = {
 	{ "mysql/host-path", VOL "[mysql]\nhost = /run/mysqld/mysqld.sock\n", 5,
 	  "mysql", "host", "a Unix socket is given as socket =" },
 	{ "mysql/host-space", VOL "[mysql]\nhost = db1 db2\n", 5, "mysql",
-	  "host", "expected a host name or IP address, got \"db1 db2\"" },
+	  "host", "expected a host name or IP address (at most 253 bytes), got \"db1 db2\"" },
+	{ "mysql/host-control", VOL "[mysql]\nhost = db1\\n\n", 5, "mysql",
+	  "host", "got \"db1\\n\"" },
+	{ "mysql/host-long", VOL "[mysql]\nhost = "
+	  "h123456789h123456789h123456789h123456789h123456789h123456789h123456789"
+	  "h123456789h123456789h123456789h123456789h123456789h123456789h123456789"
+	  "h123456789h123456789h123456789h123456789h123456789h123456789h123456789"
+	  "h123456789h123456789h123456789h123456789h123\n", 5, "mysql",
+	  "host", "(at most 253 bytes)" },
+	{ "mysql/socket-long", VOL "[mysql]\nsocket = /run/"
+	  "s123456789s123456789s123456789s123456789s123456789s123456789"
+	  "s123456789s123456789s123456789s123456789s12\n", 5, "mysql", "socket",
+	  "expected the path of a Unix socket, at most 107 bytes, got one of 108 bytes" },
 	{ "mysql/port-alone", VOL "[mysql]\nport = 3307\n", 5, "mysql", "port",
 	  "only valid with host = (without host" },
 	{ "mysql/port-socket", VOL "[mysql]\nsocket = /run/m.sock\nport = 3307\n",
@@ -807,6 +819,11 @@ static const struct error_case error_cases[] = {
 	  "mysql", "port", "got \"mysql\"" },
 	{ "mysql/user-empty", VOL "[mysql]\nuser =\n", 5, "mysql", "user",
 	  "expected a non-empty value" },
+	{ "mysql/user-control", VOL "[mysql]\nuser = kolab\\tfs\n", 5, "mysql", "user",
+	  "(at most 80 characters, no control characters), got \"kolab\\tfs\"" },
+	{ "mysql/user-long", VOL "[mysql]\nuser = "
+	  "u123456789u123456789u123456789u123456789u123456789u123456789u123456789"
+	  "u123456789u\n", 5, "mysql", "user", "(at most 80 characters" },
 	{ "mysql/password_file-relative", VOL "[mysql]\npassword_file = mysql.pw\n",
 	  5, "mysql", "password_file",
 	  "expected an absolute path, got \"mysql.pw\"" },
@@ -908,6 +925,16 @@ static const struct error_case error_cases[] = {
 	{ "ldap/bind_dn-not-dn",
 	  "[ldap:ds]\nuri = ldapi://\nbind_dn = admin\n", 3, "ldap:ds",
 	  "bind_dn", "expected a DN such as cn=Directory Manager, got \"admin\"" },
+	{ "ldap/bind_dn-control",
+	  "[ldap:ds]\nuri = ldapi://\nbind_dn = cn=a\\nb\n", 3, "ldap:ds",
+	  "bind_dn", "got \"cn=a\\nb\"" },
+	{ "ldap/bases-control",
+	  "[ldap:ds]\nuri = ldapi://\nmode = search\nbases = dc=a\\tb\n",
+	  4, "ldap:ds", "bases", "got \"dc=a\\tb\"" },
+	{ "ldap/ldapi-long", "[ldap:ds]\nuri = ldapi://%2Frun%2F"
+	  "s123456789s123456789s123456789s123456789s123456789s123456789"
+	  "s123456789s123456789s123456789s123456789s12\n", 2, "ldap:ds", "uri",
+	  "expected the path of a Unix socket, at most 107 bytes, got one of 108 bytes" },
 	{ "ldap/task-anonymous", "[ldap:ds]\nuri = ldap://127.0.0.1\n", 1,
 	  "ldap:ds", "bind_dn",
 	  "missing, mode = task needs bind_dn and password_file" },
