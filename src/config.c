@@ -231,9 +231,15 @@ static bool kfs_conf_index_group(struct kfs_conf_index *idx, char *s,
 		name = s + 1;
 	}
 	if (!name || !kfs_conf_group_name_ok(name)) {
+		g_autofree char *shown = NULL;
+
+		if (name)
+			s[len - 1] = ']';
+		shown = g_strescape(s, NULL);
 		kfs_conf_error(error, KFS_CONFIG_ERROR_INVALID, idx->file,
 			       line, NULL, NULL,
-			       "expected a group header such as [volume:NAME]");
+			       "expected a group header such as [volume:NAME], got \"%s\"",
+			       shown);
 		return false;
 	}
 	first = g_hash_table_lookup(idx->by_name, name);
