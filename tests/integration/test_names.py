@@ -80,11 +80,21 @@ def _open_dir(path):
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
+def fresh_listdir(dfd):
+    """The names in the directory dfd, as bytes, from a new open of it: on
+    btrfs a directory opened before entries were added does not list them."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=dfd)
+    try:
+        return sorted(os.fsencode(n) for n in os.listdir(fd))
+    finally:
+        os.close(fd)
+
+
 def age_tree_fd(dfd, k=0):
     """Distinct past times on everything below dfd, directories after
     their content (rsync leaves a directory's mtime alone when it matches
     to the second, which a tree made a moment ago would)."""
-    for name in sorted(os.fsencode(n) for n in os.listdir(dfd)):
+    for name in fresh_listdir(dfd):
         st = os.lstat(name, dir_fd=dfd)
         if stat.S_ISDIR(st.st_mode):
             sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
@@ -433,7 +443,7 @@ def build_deep_tree(root):
                 os.symlink(b"../" + comps[i], name[:-1] + b"L", dir_fd=fd)
                 os.setxattr(b"/proc/self/fd/%d/%s" % (fd, name), "user.depth", b"%d" % want)
                 os.link(name, name[:-1] + b"H", src_dir_fd=fd, dst_dir_fd=fd)
-                if b"mysqld.pid" not in (os.fsencode(n) for n in os.listdir(fd)):
+                if b"mysqld.pid" not in fresh_listdir(fd):
                     _write_at(fd, b"mysqld.pid", b"4242\n")        # hidden by the preset
                     _write_at(fd, b"mysqld.pid\n", b"kept\n")       # not quite: shown
             finally:
