@@ -120,8 +120,6 @@ static int lookup_pass(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 	struct kfs_node *node;
 	int ret;
 
-	if (strlen(name) > NAME_MAX)
-		return -ENAMETOOLONG;
 	if (dirfd >= 0)
 		ret = fstatat(dirfd, name, &e->attr, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	else
@@ -216,6 +214,10 @@ int kfs_fs_lookup_node(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 	ret = kfs_node_unusable(parent);
 	if (ret)
 		return -ret;
+	/* The kernel passes names up to 1024 bytes; no directory here, of
+	 * kolabfs's own or on a snapshot, holds one longer than NAME_MAX. */
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
 	if (parent->kind == KFS_NODE_PASS)
 		return lookup_pass(fs, parent, dirfd, name, e);
 	node = lookup_virtual(fs, parent, name, e, &ret);

@@ -369,8 +369,10 @@ def test_odd_names_are_listed_byte_for_byte(odd):
             assert os.read(fd, 100) == b"at the bottom\n"
         finally:
             os.close(fd)
-        # a name longer than NAME_MAX is ENAMETOOLONG, as on the snapshot
-        for base in (k.latest("spool"), k.latest("spool", "names"), refs["spool"]):
+        # a name longer than NAME_MAX is ENAMETOOLONG, as on the snapshot,
+        # in kolabfs's own directories too
+        for base in (k.latest("spool"), k.latest("spool", "names"), refs["spool"],
+                     k.path(), k.path("snapshots"), k.latest()):
             with pytest.raises(OSError) as e:
                 os.lstat(os.path.join(base, "x" * (NAME_MAX + 1)))
             assert e.value.errno == errno.ENAMETOOLONG, base
