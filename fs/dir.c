@@ -46,6 +46,8 @@ static GPtrArray *virtual_names(struct kfs_fs *fs, struct kfs_node *node)
 	return names;
 }
 
+static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d);
+
 void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_fs *fs = kfs_fs_of(req);
@@ -78,14 +80,15 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 out:
 	fi->fh = (uintptr_t)d;
-	fuse_reply_open(req, fi);
+	/* Counted for idle_timeout and max_age; an interrupted open gets no
+	 * releasedir. */
+	kfs_sets_handle_open(fs->sets, node->set);
+	if (fuse_reply_open(req, fi) != 0)
+		release_dirh(fs, node, d);
 }
 
-void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d)
 {
-	struct kfs_dirh *d = (struct kfs_dirh *)(uintptr_t)fi->fh;
-	struct kfs_node *node = kfs_node_of(req, ino);
-
 	if (d->dp) {
 		kfs_source_fd_remove(node->src, dirfd(d->dp));
 		closedir(d->dp);
@@ -93,6 +96,13 @@ void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (d->names)
 		g_ptr_array_unref(d->names);
 	g_free(d);
+	kfs_sets_handle_close(fs->sets, node->set);
+}
+
+void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	release_dirh(kfs_fs_of(req), kfs_node_of(req, ino),
+		     (struct kfs_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

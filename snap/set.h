@@ -40,6 +40,7 @@ struct kfs_source {
 struct kfs_set {
 	char *name;
 	gint64 created;          /* g_get_real_time() */
+	gint64 taken_at;         /* g_get_monotonic_time() of the same instant: max_age */
 	char *dir;               /* state_dir/sets/<name> */
 	char *manifest;          /* dir/MANIFEST.json */
 	int manifest_fd;         /* O_PATH of MANIFEST.json */
@@ -50,6 +51,8 @@ struct kfs_set {
 	unsigned long seq;       /* 1, 2, ...: order of creation in this process */
 	gint refcount;
 	gint dead;               /* torn down; nodes still referring to it get ESTALE */
+	gint handles;            /* files and directories open in it (kfs_sets_handle_open) */
+	gint expired;            /* older than max_age: dropped once handles is 0 */
 };
 
 struct kfs_set *kfs_set_new(const char *name, const char *dir);

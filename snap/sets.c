@@ -39,6 +39,10 @@ struct kfs_sets {
 	unsigned long seq;
 	struct kfs_backend *backends[2];        /* by enum kfs_backend_kind, made on first use */
 	struct kfs_monitor *monitor;    /* with LVM volumes, once daemonized */
+	gint handles;           /* open on the mount, see kfs_sets_handle_open */
+	gint64 idle_since;      /* under lock: monotonic time handles fell to 0 */
+	guint64 changes;        /* under lock, see kfs_sets_wait */
+	GCond changed;          /* with lock: changes moved */
 };
 
 /* How often the monitor looks at copy-on-write usage. */
@@ -231,6 +235,8 @@ struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error)
 	sets->reaped = g_ptr_array_new_with_free_func(g_free);
 	g_mutex_init(&sets->lock);
 	g_mutex_init(&sets->take_lock);
+	g_cond_init(&sets->changed);
+	sets->idle_since = g_get_monotonic_time();
 	if (state_dir_open(sets, error) < 0 || lock_take(sets, error) < 0) {
 		kfs_sets_destroy(sets);
 		return NULL;
@@ -583,6 +589,9 @@ static int take_locked(struct kfs_sets *sets, const char *name,
 	g_mutex_lock(&sets->lock);
 	set->seq = ++sets->seq;
 	g_ptr_array_add(sets->live, set);
+	/* a new max_age deadline */
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
 	g_mutex_unlock(&sets->lock);
 	kfs_info("set %s taken", set->name);
 	if (out)
@@ -609,29 +618,159 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 	return ret;
 }
 
-int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
+/*
+ * Is SET in use?  For max_age, which waits for its last handle: expired is
+ * set before handles is read, and kfs_sets_handle_close decrements handles
+ * before it reads expired, so whichever comes second sees the other's
+ * write and the last close is never missed.
+ */
+static bool expire_in_use(struct kfs_set *set)
+{
+	g_atomic_int_set(&set->expired, 1);
+	return g_atomic_int_get(&set->handles) > 0;
+}
+
+/* Take SET out of the live list; with UNUSED_ONLY, only if no handle is
+ * open in it (-EBUSY). */
+static int drop_unlink(struct kfs_sets *sets, const char *name, bool unused_only,
+		       struct kfs_set **out)
+{
+	struct kfs_set *set;
+	int ret = 0;
+
+	g_mutex_lock(&sets->lock);
+	set = find_live(sets, name);
+	if (!set)
+		ret = -ENOENT;
+	else if (unused_only && expire_in_use(set))
+		ret = -EBUSY;
+	else
+		g_ptr_array_remove(sets->live, set);
+	g_mutex_unlock(&sets->lock);
+	*out = ret < 0 ? NULL : set;
+	return ret;
+}
+
+static int drop(struct kfs_sets *sets, const char *name, bool unused_only, const char *why,
+		GError **error)
 {
 	struct kfs_set *set;
 	bool complete;
+	int ret;
 
 	g_mutex_lock(&sets->take_lock);
-	g_mutex_lock(&sets->lock);
-	set = find_live(sets, name);
-	if (set)
-		g_ptr_array_remove(sets->live, set);
-	g_mutex_unlock(&sets->lock);
-	if (!set) {
+	ret = drop_unlink(sets, name, unused_only, &set);
+	if (ret < 0) {
 		g_mutex_unlock(&sets->take_lock);
-		return set_error(error, ENOENT, "no set named %s", name);
+		if (ret == -ENOENT)
+			return set_error(error, ENOENT, "no set named %s", name);
+		return set_error(error, EBUSY, "set %s is in use", name);
 	}
 	g_atomic_int_set(&set->dead, 1);
 	complete = set_teardown(set);
 	g_mutex_unlock(&sets->take_lock);
-	kfs_info("set %s dropped%s", name, complete ? "" : " (incompletely)");
+	kfs_info("set %s dropped%s%s", name, complete ? "" : " (incompletely)", why);
 	kfs_set_unref(set);
 	if (!complete)
 		return set_error(error, EBUSY, "set %s could not be torn down completely", name);
 	return 0;
+}
+
+int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
+{
+	return drop(sets, name, false, "", error);
+}
+
+int kfs_sets_expire(struct kfs_sets *sets, const char *name)
+{
+	g_autofree char *why = g_strdup_printf(": older than max_age (%u s)",
+					       sets->cfg->max_age);
+	g_autoptr(GError) error = NULL;
+	struct kfs_set *set;
+	bool announced;
+	int ret;
+
+	set = kfs_sets_get(sets, name);
+	if (!set)
+		return -ENOENT;
+	announced = g_atomic_int_get(&set->expired);
+	ret = drop(sets, name, true, why, &error);
+	if (ret == -EBUSY && !announced)
+		kfs_info("set %s is older than max_age (%u s), but files or directories are open in it (%d): it is dropped when the last is closed",
+			 name, sets->cfg->max_age, g_atomic_int_get(&set->handles));
+	else if (ret < 0 && ret != -EBUSY && ret != -ENOENT)
+		kfs_err("max_age: %s", error->message);
+	kfs_set_unref(set);
+	return ret;
+}
+
+void kfs_sets_handle_open(struct kfs_sets *sets, struct kfs_set *set)
+{
+	if (set)
+		g_atomic_int_inc(&set->handles);
+	g_atomic_int_inc(&sets->handles);
+}
+
+/* A change only when it matters to a waiter: the mount or an expired set
+ * just became unused.  Every other close costs two atomic operations. */
+void kfs_sets_handle_close(struct kfs_sets *sets, struct kfs_set *set)
+{
+	bool set_unused = set && g_atomic_int_dec_and_test(&set->handles) &&
+			  g_atomic_int_get(&set->expired);
+	bool idle = g_atomic_int_dec_and_test(&sets->handles);
+
+	if (!set_unused && !idle)
+		return;
+	g_mutex_lock(&sets->lock);
+	if (idle)
+		sets->idle_since = g_get_monotonic_time();
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
+	g_mutex_unlock(&sets->lock);
+}
+
+gint64 kfs_sets_idle_since(struct kfs_sets *sets)
+{
+	gint64 since;
+
+	g_mutex_lock(&sets->lock);
+	since = g_atomic_int_get(&sets->handles) > 0 ? -1 : sets->idle_since;
+	g_mutex_unlock(&sets->lock);
+	return since;
+}
+
+guint64 kfs_sets_changes(struct kfs_sets *sets)
+{
+	guint64 n;
+
+	g_mutex_lock(&sets->lock);
+	n = sets->changes;
+	g_mutex_unlock(&sets->lock);
+	return n;
+}
+
+guint64 kfs_sets_wait(struct kfs_sets *sets, guint64 seen, gint64 until)
+{
+	guint64 n;
+
+	g_mutex_lock(&sets->lock);
+	while (sets->changes == seen) {
+		if (until == G_MAXINT64)
+			g_cond_wait(&sets->changed, &sets->lock);
+		else if (!g_cond_wait_until(&sets->changed, &sets->lock, until))
+			break;
+	}
+	n = sets->changes;
+	g_mutex_unlock(&sets->lock);
+	return n;
+}
+
+void kfs_sets_poke(struct kfs_sets *sets)
+{
+	g_mutex_lock(&sets->lock);
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
+	g_mutex_unlock(&sets->lock);
 }
 
 struct kfs_set *kfs_sets_get(struct kfs_sets *sets, const char *name)
@@ -690,6 +829,7 @@ bool kfs_sets_destroy(struct kfs_sets *sets)
 	kfs_backend_destroy(sets->backends[KFS_BACKEND_BTRFS]);
 	g_ptr_array_unref(sets->live);
 	g_ptr_array_unref(sets->reaped);
+	g_cond_clear(&sets->changed);
 	g_mutex_clear(&sets->lock);
 	g_mutex_clear(&sets->take_lock);
 	g_free(sets->lock_path);

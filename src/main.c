@@ -19,6 +19,7 @@
 #include "../snap/mysql.h"
 #include "../snap/sets.h"
 #include "config.h"
+#include "expire.h"
 #include "log.h"
 #include "options.h"
 
@@ -28,6 +29,7 @@ struct kfs_main {
 	struct kfs_sets *sets;
 	struct kfs_fs *fs;
 	struct fuse_session *se;
+	struct kfs_expire *expire;      /* idle_timeout, max_age; NULL if off */
 };
 
 /* Open files hold a descriptor each; tools like restic open many. */
@@ -174,6 +176,7 @@ static int stage_serve(struct kfs_main *m)
 	if (!m->opts.foreground)
 		kfs_log_to_syslog();
 	kfs_sets_daemonized(m->sets);
+	m->expire = kfs_expire_start(m->cfg, m->sets, m->opts.mountpoint);
 	kfs_info("mounted on %s", m->opts.mountpoint);
 	if (m->opts.singlethread)
 		return fuse_session_loop(m->se);
@@ -195,6 +198,8 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 {
 	bool complete;
 
+	/* First: it must not drop a set or unmount while this tears down. */
+	kfs_expire_stop(m->expire);
 	if (m->se) {
 		if (mounted)
 			fuse_session_unmount(m->se);
