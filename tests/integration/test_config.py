@@ -65,6 +65,12 @@ BAD = {
                                               r"(twice|duplicate|again).*\bpreset\b"]),
     "duplicate-group": (lambda t, w, m: t + "[volume:imap]\nbackend = btrfs\npath = %s\n"
                         % os.path.join(m, "extra"), "[volume:imap]", [r"volume:imap"]),
+    "idle-timeout-with-unit": (lambda t, w, m: _insert_after(t, "[kolabfs]", "idle_timeout = 2s"),
+                               "idle_timeout = 2s", [r"\[kolabfs\] idle_timeout: .*seconds.*\"2s\""]),
+    "max-age-negative": (lambda t, w, m: _insert_after(t, "[kolabfs]", "max_age = -60"),
+                         "max_age = -60", [r"\[kolabfs\] max_age: .*seconds.*\"-60\""]),
+    "max-age-too-big": (lambda t, w, m: _insert_after(t, "[kolabfs]", "max_age = 99999999999"),
+                        "max_age = 99999999999", [r"\[kolabfs\] max_age: "]),
     "not-a-key-file": (lambda t, w, m: _insert_after(t, "[kolabfs]", "this is not a key file line"),
                        "this is not a key file line", [r"this is not a key file line"]),
 }
