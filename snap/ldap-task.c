@@ -37,6 +37,7 @@
 #include <ldap.h>
 #include <glib.h>
 
+#include "../src/testpoint.h"
 #include "ldap-int.h"
 
 #define LDBM_BASE "cn=ldbm database,cn=plugins,cn=config"
@@ -373,6 +374,7 @@ static int task_run(struct kfs_ldap *l, const struct backend *b,
 	err = task_add(l, dn, cn, b, src, error);
 	if (err)
 		return err;
+	kfs_test_point("ldap");         /* the server is writing SRC */
 	err = task_wait(l, dn, &s, error);
 	if (err)
 		task_cancel(l, dn);

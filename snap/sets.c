@@ -19,6 +19,7 @@
 #include <json-glib/json-glib.h>
 
 #include "../src/log.h"
+#include "../src/testpoint.h"
 #include "backend.h"
 #include "copy.h"
 #include "ldap.h"
@@ -384,6 +385,7 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 		ret = src->backend->ops->create(src->backend, src, error);
 		if (ret < 0)
 			return ret;
+		kfs_test_point("snapshot");
 	}
 	return 0;
 }
@@ -424,6 +426,7 @@ static int snapshot_in_window(const struct kfs_config *cfg, struct kfs_set *set,
 	ret = -EIO;
 	if (!kfs_mysql_check(my, set->warnings, error) || !kfs_mysql_lock(my, error))
 		goto out_close;
+	kfs_test_point("locked");
 	ret = snapshot_volumes(set, error);
 	if (!kfs_mysql_unlock(my, ret < 0 ? NULL : error) && ret == 0)
 		ret = -EIO;
@@ -505,8 +508,10 @@ static bool set_teardown(struct kfs_set *set)
 	for (i = 0; i < set->n_sources; i++) {
 		struct kfs_source *src = &set->sources[i];
 
-		if (src->kind == KFS_SOURCE_VOLUME && src->record)
+		if (src->kind == KFS_SOURCE_VOLUME && src->record) {
 			complete = destroy_volume(set, src) && complete;
+			kfs_test_point("teardown");
+		}
 	}
 	if (complete && kfs_rmtree(set->dir) < 0) {
 		kfs_err("set %s: cannot remove %s: %s", set->name, set->dir, g_strerror(errno));
