@@ -24,6 +24,8 @@ struct kfs_source {
 	void *priv;             /* the backend's state of this snapshot */
 	char *snapshot;         /* volumes: the snapshot, as MANIFEST shows it */
 	char *record;           /* volumes: its entry in the set's record */
+	bool ours;              /* volumes: create was tried and did not find
+				 * the name taken: tear down destroys it */
 	char *filesystem;       /* volumes: btrfs, ext4, xfs */
 	/* The directory shown: a path for copies, LDAP and btrfs; for LVM
 	 * only a description (the snapshot is mounted detached, reachable

@@ -166,7 +166,7 @@ static struct kfs_backend *backend_of_entry(struct kfs_sets *sets, const char *e
 
 /* Reap one entry of a dead kolabfs's record; false if it is still there. */
 static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry,
-		       const char *pid)
+		       const char *pid, gint64 written)
 {
 	g_autoptr(GError) err = NULL;
 	struct kfs_backend *be = backend_of_entry(sets, entry, &err);
@@ -176,11 +176,12 @@ static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry
 		kfs_err("reaper: %s: %s", entry, err->message);
 		return err->code == G_FILE_ERROR_INVAL;    /* nothing to retry */
 	}
-	ret = be->ops->reap(be, entry);
+	ret = be->ops->reap(be, entry, written);
 	if (ret == -ENOENT)
 		return true;
 	if (ret == -EPERM) {
-		kfs_warn("reaper: %s: not a kolabfs snapshot, left alone", entry);
+		kfs_warn("reaper: %s: not made by kolabfs pid %s for set %s, left alone",
+			 entry, pid, set);
 		return true;
 	}
 	if (ret < 0) {
@@ -202,15 +203,17 @@ static void reap_one(struct kfs_sets *sets, const char *name)
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_auto(GStrv) snaps = NULL;
 	g_autofree char *pid = NULL;
+	gint64 written = 0;
 	bool complete = true;
 	char **p;
 
 	if (g_key_file_load_from_file(kf, record, G_KEY_FILE_NONE, NULL)) {
 		pid = g_key_file_get_string(kf, "set", "pid", NULL);
 		snaps = g_key_file_get_string_list(kf, "set", "snapshots", NULL, NULL);
+		written = g_key_file_get_int64(kf, "set", "written", NULL);
 	}
 	for (p = snaps; p && *p; p++)
-		complete = reap_entry(sets, name, *p, pid ? pid : "?") && complete;
+		complete = reap_entry(sets, name, *p, pid ? pid : "?", written) && complete;
 	if (complete && kfs_rmtree(dir) < 0)
 		kfs_warn("reaper: cannot remove %s: %s", dir, g_strerror(errno));
 }
@@ -264,13 +267,19 @@ static int record_write(const struct kfs_set *set, GError **error)
 	g_autofree char *path = g_build_filename(set->dir, "record", NULL);
 	g_autofree char *data = NULL;
 	g_autoptr(GPtrArray) snaps = g_ptr_array_new();
+	struct timespec now;
 	size_t i;
 
+	/* The coarse clock is the one btrfs stamps a new subvolume with: a
+	 * snapshot taken after this line is never stamped earlier. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
 	for (i = 0; i < set->n_sources; i++)
 		if (set->sources[i].record)
 			g_ptr_array_add(snaps, set->sources[i].record);
 	g_key_file_set_string(kf, "set", "name", set->name);
 	g_key_file_set_int64(kf, "set", "pid", getpid());
+	g_key_file_set_int64(kf, "set", "written",
+			     (gint64)now.tv_sec * G_GINT64_CONSTANT(1000000000) + now.tv_nsec);
 	g_key_file_set_string_list(kf, "set", "snapshots",
 				   (const char *const *)snaps->pdata, snaps->len);
 	data = g_key_file_to_data(kf, NULL, NULL);
@@ -382,7 +391,12 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 
 		if (src->kind != KFS_SOURCE_VOLUME)
 			continue;
+		/* Whatever the outcome, it may exist now; but a taken name
+		 * is somebody else's snapshot, never ours to destroy. */
+		src->ours = true;
 		ret = src->backend->ops->create(src->backend, src, error);
+		if (ret == -EEXIST)
+			src->ours = false;
 		if (ret < 0)
 			return ret;
 		kfs_test_point("snapshot");
@@ -508,7 +522,7 @@ static bool set_teardown(struct kfs_set *set)
 	for (i = 0; i < set->n_sources; i++) {
 		struct kfs_source *src = &set->sources[i];
 
-		if (src->kind == KFS_SOURCE_VOLUME && src->record) {
+		if (src->kind == KFS_SOURCE_VOLUME && src->ours) {
 			complete = destroy_volume(set, src) && complete;
 			kfs_test_point("teardown");
 		}

@@ -198,3 +198,49 @@ def test_sigkill_at_a_stage_then_the_next_start_reaps_exactly_that(
     assert k2.proc.returncode == 0, k2.log()
     assert btrfs.subvolumes() == before
     assert records(work) == []
+
+
+# --------------------------------------------------------------------------
+# Snapshots that are not kolabfs's, under a name kolabfs would use
+
+def test_a_set_that_fails_on_a_taken_name_leaves_that_snapshot_alone(work, btrfs, tree, kolabfs):
+    """mkdir of a set whose snapshot name is taken by somebody else's
+    snapshot fails; tearing the failed set down removes what it made, not
+    the other one."""
+    foreign = make_foreign(btrfs, "mysql@clash")      # the last volume's name
+    subvols = btrfs.subvolumes()
+    with pytest.raises(OSError):
+        os.mkdir(kolabfs.path("snapshots", "clash"))
+    assert "clash" not in os.listdir(kolabfs.path("snapshots"))
+    assert foreign in btrfs.subvolumes(), "kolabfs destroyed a snapshot it had not made"
+    assert btrfs.subvolumes() == subvols, "the failed set left snapshots behind"
+    assert "clash" not in records(work)
+
+
+def test_the_reaper_leaves_a_snapshot_older_than_the_record_alone(
+        work, btrfs, tree, db, slapd, foreground):
+    """A set is recorded before its snapshots are taken.  Killed before it
+    reached one of them, the record still names it; if somebody else's
+    snapshot sits under that name, it was there before the record, and the
+    reaper must leave it alone.  (%C, the century, makes the name known.)"""
+    name = "clash-%s" % (__import__("time").gmtime().tm_year // 100)
+    killed = crash_config(work, btrfs, db, slapd, name="killed.conf",
+                          keys=["name_format = clash-%C"])
+    foreign = make_foreign(btrfs, "mysql@" + name)
+    before = btrfs.subvolumes()
+    k = foreground(killed, env={"KOLABFS_TEST_STOP_AT": "snapshot"}, name="killed")
+    k.spawn()
+    wait_stopped(k, "snapshot")
+    assert records(work) == [name]
+    made = set(btrfs.subvolumes()) - before
+    assert made == {os.path.relpath(btrfs.path(".kolabfs-snapshots", "spool@" + name), btrfs.mnt)}
+    os.kill(k.pid, signal.SIGKILL)
+    k.wait_exit(60)
+
+    k2 = foreground(crash_config(work, btrfs, db, slapd), name="restarted").start()
+    now = btrfs.subvolumes()
+    assert foreign in now, "the reaper destroyed a snapshot older than the record"
+    assert not made & now, "the killed set's snapshot was not reaped"
+    assert "mysql@%s" % name in k2.log() and "left alone" in k2.log(), k2.log()
+    k2.cleanup()
+    assert btrfs.subvolumes() == before
