@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -166,6 +167,20 @@ static int stage_mount(struct kfs_main *m)
 	return 0;
 }
 
+/*
+ * The loop returns the (positive) number of the signal that ended it:
+ * SIGTERM, SIGINT and SIGHUP ask for an unmount, as umount(8) does, and
+ * that is no failure.
+ */
+static int serve_result(int ret)
+{
+	if (ret > 0) {
+		kfs_info("%s: unmounting", strsignal(ret));
+		return 0;
+	}
+	return ret;
+}
+
 static int stage_serve(struct kfs_main *m)
 {
 	struct fuse_loop_config *lc;
@@ -179,7 +194,7 @@ static int stage_serve(struct kfs_main *m)
 	m->expire = kfs_expire_start(m->cfg, m->sets, m->opts.mountpoint);
 	kfs_info("mounted on %s", m->opts.mountpoint);
 	if (m->opts.singlethread)
-		return fuse_session_loop(m->se);
+		return serve_result(fuse_session_loop(m->se));
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, m->opts.clone_fd);
 	fuse_loop_cfg_set_max_threads(lc, m->opts.max_threads);
@@ -187,7 +202,7 @@ static int stage_serve(struct kfs_main *m)
 		fuse_loop_cfg_set_idle_threads(lc, m->opts.max_idle_threads);
 	ret = fuse_session_loop_mt(m->se, lc);
 	fuse_loop_cfg_destroy(lc);
-	return ret;
+	return serve_result(ret);
 }
 
 /* Undo every stage that was reached; the sets go last, after the kernel

@@ -8,9 +8,11 @@ test waits until /proc says it is stopped and kills it.  A real MariaDB with
 its datadir on the loop btrfs holds the lock; a real OpenLDAP slapd is
 exported.  No sleeps: every wait is a bounded poll for a state.
 """
+import json
 import os
+import re
 import signal
-import subprocess
+import time
 
 import pymysql
 import pytest
@@ -21,6 +23,7 @@ from mariadb import MariaDB
 
 SUFFIX = "dc=example,dc=net"
 STAGES = ["locked", "snapshot", "ldap", "teardown"]
+SIGNAME = {"SIGHUP": "Hangup", "SIGTERM": "Terminated", "SIGINT": "Interrupt"}  # strsignal(3)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +191,7 @@ def test_sigkill_at_a_stage_then_the_next_start_reaps_exactly_that(
     m = k2.path("snapshots", new)
     assert os.path.isfile(os.path.join(m, "MANIFEST.json"))
     with open(os.path.join(m, "MANIFEST.json")) as f:
-        manifest = __import__("json").load(f)
+        manifest = json.load(f)
     assert manifest["mysql"]["consistency"] == "locked"
     assert manifest["ldap"]["ol"][0]["entries"] > 50
     for p in made:
@@ -223,7 +226,7 @@ def test_the_reaper_leaves_a_snapshot_older_than_the_record_alone(
     reached one of them, the record still names it; if somebody else's
     snapshot sits under that name, it was there before the record, and the
     reaper must leave it alone.  (%C, the century, makes the name known.)"""
-    name = "clash-%s" % (__import__("time").gmtime().tm_year // 100)
+    name = "clash-%s" % (time.gmtime().tm_year // 100)
     killed = crash_config(work, btrfs, db, slapd, name="killed.conf",
                           keys=["name_format = clash-%C"])
     foreign = make_foreign(btrfs, "mysql@" + name)
@@ -244,3 +247,34 @@ def test_the_reaper_leaves_a_snapshot_older_than_the_record_alone(
     assert "mysql@%s" % name in k2.log() and "left alone" in k2.log(), k2.log()
     k2.cleanup()
     assert btrfs.subvolumes() == before
+
+
+# --------------------------------------------------------------------------
+# SIGHUP, SIGTERM, SIGINT while the first set is taken
+
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+def test_a_signal_while_the_first_set_is_taken_is_held_until_it_is_complete(
+        sig, work, btrfs, tree, db, slapd, foreground):
+    """Dying half-way would leave snapshots for the next start to reap and,
+    for a moment, the MySQL lock: the signal waits until the set is
+    complete, then kolabfs unmounts and drops it as after umount."""
+    before = btrfs.subvolumes()
+    k = foreground(crash_config(work, btrfs, db, slapd),
+                   env={"KOLABFS_TEST_STOP_AT": "snapshot"})
+    k.spawn()
+    wait_stopped(k, "snapshot")              # inside the lock window
+    os.kill(k.pid, getattr(signal, sig))
+    os.kill(k.pid, signal.SIGCONT)
+    rc = k.wait_exit(120)
+    log = k.log()
+    assert rc == 0, log
+    # finished, mounted, and only then unmounted for the signal
+    m = re.search(r"^kolabfs: set (\S+) taken$", log, re.M)
+    assert m, log
+    order = [log.index(x) for x in (m.group(0), "mounted on", "%s: unmounting" % SIGNAME[sig],
+                                    "set %s dropped" % m.group(1))]
+    assert order == sorted(order), log
+    assert btrfs.subvolumes() == before
+    assert records(work) == []
+    assert not kfs.is_mounted(k.mp)
+    assert not write_waits(db, 10)

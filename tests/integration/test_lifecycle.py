@@ -49,6 +49,28 @@ def test_unmount_tears_every_set_down(how, btrfs, tree, config, kolabfs_factory)
     _assert_gone(btrfs, k, pid, before)
 
 
+@pytest.mark.parametrize("sig,name", [("SIGTERM", "Terminated"), ("SIGINT", "Interrupt"),
+                                      ("SIGHUP", "Hangup")])
+def test_a_signal_unmounts_like_umount_and_exits_0(sig, name, btrfs, tree, config, work):
+    """SIGHUP does not reload: like SIGTERM and SIGINT it unmounts, drops
+    every set and, that done, exits 0 (kolabfs(8), SIGNALS)."""
+    before = btrfs.subvolumes()
+    k = kfs.Foreground(work, config).start()
+    try:
+        os.mkdir(k.path("snapshots", "second"))
+        os.kill(k.pid, getattr(signal, sig))
+        rc = k.wait_exit(60)
+    finally:
+        k.cleanup()
+    log = k.log()
+    assert rc == 0, log
+    assert "%s: unmounting" % name in log, log
+    assert "set second dropped" in log, log
+    assert not kfs.is_mounted(k.mp)
+    assert btrfs.subvolumes() == before
+    assert os.listdir(os.path.join(work, "state", "sets")) == []
+
+
 def test_kill9_then_next_start_reaps(btrfs, tree, config, kolabfs_factory):
     before = btrfs.subvolumes()
     k = _start(kolabfs_factory, config)
