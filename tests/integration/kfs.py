@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -828,6 +829,8 @@ class Foreground:
         """Best effort, for fixture teardown after a failure."""
         if not self.proc:
             return
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)       # stopped at a test point
         if is_mounted(self.mp):
             if subprocess.run(["fusermount3", "-u", self.mp], capture_output=True).returncode:
                 subprocess.run(["umount", "-l", self.mp], capture_output=True)

@@ -54,25 +54,6 @@ def db(work, btrfs):
     d.stop()
 
 
-@pytest.fixture
-def foreground(work):
-    made = []
-
-    def make(config, **kw):
-        k = kfs.Foreground(work, config, **kw)
-        made.append(k)
-        return k
-
-    yield make
-    for k in made:
-        if k.proc and k.proc.poll() is None:
-            try:
-                os.kill(k.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        k.cleanup()
-
-
 def crash_config(work, btrfs, db, slapd, name="kolabfs.conf", keys=()):
     pw = write_secret(os.path.join(work, "ol.pw"), slapd.password + "\n")
     extra = ["[mysql]", "socket = %s" % db.socket, "lock = ftwrl", "lock_wait_timeout = 30", "",

@@ -33,24 +33,19 @@ def _config(work, btrfs, *keys):
     return path
 
 
-@pytest.fixture
-def foreground(work):
-    made = []
-
-    def make(config, **kw):
-        k = kfs.Foreground(work, config, **kw)
-        made.append(k)
-        return k
-
-    yield make
-    for k in made:
-        k.cleanup()
-
-
 def _set_snapshots(btrfs, k, name):
     with open(k.path("snapshots", name, "MANIFEST.json")) as f:
         vols = json.load(f)["volumes"]
     return {os.path.relpath(vols[v]["snapshot"], btrfs.mnt) for v in kfs.VOLUMES}
+
+
+def _start_holding(work, btrfs, foreground, *keys):
+    """kolabfs with KEYS, and a file of its first set held open: (kolabfs,
+    the set's name, its snapshots, the descriptor)."""
+    k = foreground(_config(work, btrfs, *keys)).start()
+    name = os.readlink(k.path("snapshots", "latest"))
+    snaps = _set_snapshots(btrfs, k, name)
+    return k, name, snaps, os.open(k.path("snapshots", name, *FILE), os.O_RDONLY)
 
 
 def _records(work):
@@ -69,10 +64,7 @@ def _assert_nothing_left(work, btrfs, k, before):
 
 def test_idle_timeout_waits_for_the_last_open_file_then_tears_down(work, btrfs, tree, foreground):
     before = btrfs.subvolumes()
-    k = foreground(_config(work, btrfs, "idle_timeout = %d" % IDLE)).start()
-    name = os.readlink(k.path("snapshots", "latest"))
-    snaps = _set_snapshots(btrfs, k, name)
-    fd = os.open(k.path("snapshots", name, *FILE), os.O_RDONLY)
+    k, name, snaps, fd = _start_holding(work, btrfs, foreground, "idle_timeout = %d" % IDLE)
     try:
         # Held for twice idle_timeout: kolabfs must stay and keep serving.
         with pytest.raises(subprocess.TimeoutExpired):
@@ -149,10 +141,7 @@ def test_idle_timeout_retries_while_a_working_directory_keeps_the_mount_busy(
 
 def test_max_age_drops_a_set_once_its_last_file_is_closed(work, btrfs, tree, foreground):
     before = btrfs.subvolumes()
-    k = foreground(_config(work, btrfs, "max_age = %d" % MAX_AGE)).start()
-    name = os.readlink(k.path("snapshots", "latest"))
-    snaps = _set_snapshots(btrfs, k, name)
-    fd = os.open(k.path("snapshots", name, *FILE), os.O_RDONLY)
+    k, name, snaps, fd = _start_holding(work, btrfs, foreground, "max_age = %d" % MAX_AGE)
     try:
         k.wait_log(r"set %s is older than max_age \(%d s\), but files or directories are "
                    r"open in it \(1\): it is dropped when the last is closed" % (name, MAX_AGE))
@@ -207,9 +196,8 @@ def test_max_age_and_idle_timeout_together(work, btrfs, tree, foreground):
     """The only set expires while a file is open in it; once closed, the set
     goes at once and the mount after idle_timeout."""
     before = btrfs.subvolumes()
-    k = foreground(_config(work, btrfs, "max_age = %d" % MAX_AGE, "idle_timeout = %d" % IDLE)).start()
-    name = os.readlink(k.path("snapshots", "latest"))
-    fd = os.open(k.path("snapshots", name, *FILE), os.O_RDONLY)
+    k, name, _, fd = _start_holding(work, btrfs, foreground, "max_age = %d" % MAX_AGE,
+                                    "idle_timeout = %d" % IDLE)
     try:
         k.wait_log(r"set %s is older than max_age" % name)
         assert kfs.is_mounted(k.mp) and os.pread(fd, 16, 0)
