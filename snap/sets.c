@@ -196,6 +196,23 @@ static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry
 	return true;
 }
 
+/* Files directory servers wrote for the dead kolabfs, in their own
+ * directories (task mode): the set's export directories name them. */
+static bool reap_ldap(struct kfs_sets *sets, const char *dir, const char *pid)
+{
+	g_autofree char *top = g_build_filename(dir, "ldap", NULL);
+	g_autoptr(GDir) d = g_dir_open(top, 0, NULL);
+	bool complete = true;
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *sub = g_build_filename(top, name, NULL);
+
+		complete = kfs_ldap_reap(sub, pid, sets->reaped) && complete;
+	}
+	return complete;
+}
+
 static void reap_one(struct kfs_sets *sets, const char *name)
 {
 	g_autofree char *dir = g_build_filename(sets->sets_dir, name, NULL);
@@ -214,6 +231,8 @@ static void reap_one(struct kfs_sets *sets, const char *name)
 	}
 	for (p = snaps; p && *p; p++)
 		complete = reap_entry(sets, name, *p, pid ? pid : "?", written) && complete;
+	if (pid)
+		complete = reap_ldap(sets, dir, pid) && complete;
 	if (complete && kfs_rmtree(dir) < 0)
 		kfs_warn("reaper: cannot remove %s: %s", dir, g_strerror(errno));
 }

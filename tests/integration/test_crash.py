@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 import kfs
-from ldapservers import Slapd, tricky_ldif, write_secret
+from ldapservers import DirSrv, Slapd, kolab_ldif, tricky_ldif, write_secret
 from mariadb import MariaDB
 
 SUFFIX = "dc=example,dc=net"
@@ -37,6 +37,24 @@ def slapd():
         s.create()
         s.start()
         s.add(tricky_ldif(SUFFIX, users=60))
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dirsrv():
+    """389 Directory Server: mode = task, where the server writes the LDIF."""
+    import shutil
+    import tempfile
+    base = tempfile.mkdtemp(prefix="kfs-crash-ds-", dir="/tmp")
+    os.chmod(base, 0o755)
+    s = DirSrv(os.path.join(base, "ds"), "kfscrash", {"userroot": "dc=example,dc=org"})
+    try:
+        s.create()
+        s.start()
+        s.add(kolab_ldif("dc=example,dc=org", 200, 10))
         yield s
     finally:
         s.stop()
@@ -259,3 +277,48 @@ def test_a_signal_while_the_first_set_is_taken_is_held_until_it_is_complete(
     assert records(work) == []
     assert not kfs.is_mounted(k.mp)
     assert not write_waits(db, 10)
+
+
+# --------------------------------------------------------------------------
+# mode = task: the server writes the LDIF into its own directory
+
+def test_sigkill_during_a_task_export_then_the_reaper_removes_the_servers_file(
+        work, btrfs, tree, dirsrv, foreground):
+    """Killed while 389-ds exports for it, kolabfs leaves the server's file
+    kolabfs-BACKEND-PID-N.ldif in the server's LDIF directory (the server
+    finishes the task): the next start removes it, as it does the
+    snapshots."""
+    ds = dirsrv
+    pw = write_secret(os.path.join(work, "ds.pw"), ds.password + "\n")
+    config = os.path.join(work, "kolabfs.conf")
+    with open(config, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, extra=[
+            "[ldap:ds]", "uri = %s" % ds.uri, "bind_dn = %s" % ds.root_dn,
+            "password_file = %s" % pw, "mode = task", "timeout = 10", ""]))
+    before = btrfs.subvolumes()
+    assert ds.ldifdir_leftovers() == []
+    k = foreground(config, env={"KOLABFS_TEST_STOP_AT": "ldap"}, name="killed")
+    k.spawn()
+    wait_stopped(k, "ldap")
+    pid = k.pid
+    os.kill(pid, signal.SIGKILL)
+    k.wait_exit(60)
+    ds.wait_no_tasks()                      # the task has run to its end
+    left = ds.ldifdir_leftovers()
+    assert len(left) == 1 and "-%d-" % pid in left[0], left
+    path = os.path.join(ds.ldifdir, left[0])
+
+    k2 = foreground(config, name="restarted").start()
+    assert ds.ldifdir_leftovers() == [], "the server's file was not reaped"
+    assert path in k2.log(), k2.log()
+    new = os.readlink(k2.path("snapshots", "latest"))
+    with open(k2.path("snapshots", new, "MANIFEST.json")) as f:
+        manifest = json.load(f)
+    assert any(path in w for w in manifest["warnings"]), manifest["warnings"]
+    assert manifest["ldap"]["ds"][0]["entries"] > 200
+    k2.cleanup()
+    assert k2.proc.returncode == 0, k2.log()
+    assert btrfs.subvolumes() == before
+    assert records(work) == []
+    ds.wait_no_tasks()
+    assert ds.ldifdir_leftovers() == []
