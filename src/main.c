@@ -126,6 +126,10 @@ static void print_check(const struct kfs_config *cfg)
 
 	printf("%s: OK\n", cfg->file);
 	printf("state_dir: %s\n", cfg->state_dir);
+	if (cfg->idle_timeout)
+		printf("idle_timeout: %u s without an open file, then unmount\n", cfg->idle_timeout);
+	if (cfg->max_age)
+		printf("max_age: %u s, then a set is dropped\n", cfg->max_age);
 	for (i = 0; i < cfg->n_volumes; i++)
 		print_volume(&cfg->volumes[i], &lvm);
 	kfs_lvm_destroy(lvm);

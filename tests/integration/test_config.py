@@ -144,6 +144,22 @@ def test_check_accepts_a_good_config_and_creates_nothing(work, btrfs, tree, conf
     assert [t for t in kfs.mounts_under(work) if t != os.path.realpath(btrfs.mnt)] == []
 
 
+def test_check_shows_idle_timeout_and_max_age(work, btrfs, tree, config):
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("[kolabfs]\n", "[kolabfs]\nidle_timeout = 600\nmax_age = 86400\n", 1))
+    p = kfs.run([kfs.KOLABFS, "--check", config], check=False, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "idle_timeout: 600 s without an open file, then unmount\n" in p.stdout, p.stdout
+    assert "max_age: 86400 s, then a set is dropped\n" in p.stdout, p.stdout
+    with open(config, "w") as f:                    # off: not mentioned
+        f.write(text)
+    p = kfs.run([kfs.KOLABFS, "--check", config], check=False, timeout=120)
+    assert p.returncode == 0 and "idle_timeout" not in p.stdout and "max_age" not in p.stdout, \
+        p.stdout
+
+
 def test_version_and_help():
     p = kfs.run([kfs.KOLABFS, "--version"], check=False)
     assert p.returncode == 0, p.stderr
