@@ -27,96 +27,37 @@ The set restored from is the backup: an `rsync -aH` copy of the set.
 import json
 import os
 import re
-import subprocess
-
-import pytest
 
 import cyrus
+import guide
 import kfs
 from test_cyrus import assert_single_instance, cyrus_config
 
-GUIDE = os.path.join(kfs.SRCDIR, "doc", "restore.md")
 VARS = {"SET", "SETS", "SPOOL", "CONFDIR", "SCRATCH", "MBOX", "MSGID", "XUID", "USERID"}
 BLOCK_NAMES = {"cyrus-vars", "cyrus-find-set", "cyrus-unexpunge-list", "cyrus-unexpunge",
                "cyrus-message-from-set", "cyrus-mailboxes-in-set", "cyrus-mailboxes-check",
                "cyrus-mailboxes-restore", "cyrus-user-files", "cyrus-whole-spool",
                "cyrus-list-mailboxes"}
-
-
-def guide_sections():
-    """The text of every section whose heading is "## N. Cyrus: ..."."""
-    with open(GUIDE) as f:
-        text = f.read()
-    parts = re.split(r"(?m)^(?=## )", text)
-    mine = [p for p in parts if re.match(r"## \d+\. Cyrus: ", p)]
-    assert mine, "no Cyrus sections in doc/restore.md"
-    return "".join(mine)
-
-
-def parse_blocks(section):
-    """{name: code} of the ```sh blocks marked <!-- test: name -->; fails on
-    a fenced block that is not marked."""
-    blocks, lines, i = {}, section.splitlines(), 0
-    while i < len(lines):
-        if lines[i].startswith("```"):
-            m = re.fullmatch(r"<!-- test: ([a-z0-9-]+) -->", lines[i - 1].strip())
-            assert m and lines[i] == "```sh", \
-                "unmarked code block in the Cyrus sections of doc/restore.md: %r" % lines[i + 1]
-            j = lines.index("```", i + 1)
-            assert m.group(1) not in blocks, "block %s twice" % m.group(1)
-            blocks[m.group(1)] = "\n".join(lines[i + 1:j]) + "\n"
-            i = j
-        i += 1
-    return blocks
-
-
-BLOCKS = parse_blocks(guide_sections())
+PART = guide.Part(r"\d+\. Cyrus: ", "the Cyrus sections")
 
 
 def test_guide_blocks_are_all_run():
-    section = guide_sections()
-    assert set(BLOCKS) == BLOCK_NAMES
-    prev = ""
-    for line in section.splitlines():
-        assert not (line.startswith("    ") and prev.strip() == ""), \
-            "indented code block in the Cyrus sections (not run by a test): %r" % line
-        prev = line
-    names = set(re.findall(r"^([A-Z]+)=", BLOCKS["cyrus-vars"], re.M))
-    assert names == VARS, "the guide's variables changed: %s" % names
+    PART.check(BLOCK_NAMES, "cyrus-vars", VARS)
 
 
-class Guide:
+def imapd_conf_is(server):
+    """argv prefix: a private mount namespace where /etc/imapd.conf is the
+    configuration of server (a cyrus.Cyrus)."""
+    return ["unshare", "-m", "--propagation", "private", "--", "bash", "-c",
+            'mount --bind "$0" /etc/imapd.conf && exec "$@"', server.conf]
+
+
+class Guide(guide.Runner):
     """Runs the guide's blocks with the test's variables, /etc/imapd.conf
     being the given server's configuration."""
 
     def __init__(self, work, server, **variables):
-        self.work = work
-        self.server = server
-        self.vars = dict(variables)
-
-    def run(self, name, check=True, **more):
-        code = BLOCKS[name]
-        env = dict(os.environ, **{**self.vars, **more})
-        env["KFS_IMAPD_CONF"] = self.server.conf
-        env["KFS_BLOCK"] = code
-        used = set(re.findall(r"\$\{?([A-Z]+)", code))
-        assigned = set(re.findall(r"^\s*([A-Z]+)=", code, re.M)) | set(
-            re.findall(r"for ([A-Z]+) in", code))
-        assert used - assigned <= set(env), "block %s: unset %s" % (name, used - assigned - set(env))
-        script = ('mount --bind "$KFS_IMAPD_CONF" /etc/imapd.conf\n'
-                  'exec bash -euo pipefail -c "$KFS_BLOCK"\n')
-        out, err = (os.path.join(self.work, "block." + s) for s in ("out", "err"))
-        with open(out, "w+") as fo, open(err, "w+") as fe:
-            p = subprocess.run(["unshare", "-m", "--propagation", "private", "--",
-                                "bash", "-c", script], env=env, stdout=fo, stderr=fe,
-                               stdin=subprocess.DEVNULL, cwd=self.work, timeout=300)
-            fo.seek(0)
-            fe.seek(0)
-            stdout, stderr = fo.read(), fe.read()
-        if check:
-            assert p.returncode == 0, "block %s failed (%d):\n%s\nstdout: %s\nstderr: %s" % (
-                name, p.returncode, code, stdout, stderr)
-        return stdout
+        super().__init__(PART, work, prefix=imapd_conf_is(server), **variables)
 
 
 def msgid(n):
