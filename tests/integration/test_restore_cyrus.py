@@ -23,6 +23,13 @@ state before (tests/integration/cyrus.py: cyrus.state):
     single-instance store's hard links intact;
   - which set holds a message (7).
 The set restored from is the backup: an `rsync -aH` copy of the set.
+
+Section 12, the whole server (test_whole_server): a real 389-ds, MariaDB and
+Cyrus with the same users, one set of all three (restic), restored on a
+new server: a fresh 389-ds instance (ldif2db), new btrfs subvolumes for the
+datadir, spool and metadata; then the directory's entries, the database's
+rows and the mail are those of the set, and the guide's check finds every
+mail and Roundcube user in the directory.
 """
 import json
 import os
