@@ -1,7 +1,14 @@
 /* kolabfs: directories: kolabfs's own, and those of a source.
  *
  * Source directories are read with readdirplus, so a backup tool's walk
- * costs one request per directory chunk instead of one per entry. */
+ * costs one request per directory chunk instead of one per entry.
+ *
+ * Where the kernel allows it (FUSE_CAP_NO_OPENDIR_SUPPORT), opendir answers
+ * ENOSYS once and the kernel stops sending OPENDIR and RELEASEDIR: a warm
+ * walk then costs no request at all, since the kernel caches listings
+ * (FOPEN_CACHE_DIR is its default then) and attributes.  Without a handle,
+ * each PASS node keeps the directory stream its last READDIRPLUS left off
+ * at, so a walker's next chunk continues it instead of reopening. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -46,15 +53,62 @@ static GPtrArray *virtual_names(struct kfs_fs *fs, struct kfs_node *node)
 	return names;
 }
 
-static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d);
+/* A PASS directory stream, its descriptor known to the source (so that
+ * dropping the set can revoke it). */
+static int pass_dirh_open(struct kfs_node *node, struct kfs_dirh *d)
+{
+	int fd, err;
+
+	fd = openat(node->src->root_fd, *node->path ? node->path : ".",
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d->dp = fdopendir(fd);
+	if (!d->dp) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	kfs_source_fd_add(node->src, fd);
+	return 0;
+}
+
+static void dirh_free(struct kfs_node *node, struct kfs_dirh *d)
+{
+	if (!d)
+		return;
+	if (d->dp) {
+		kfs_source_fd_remove(node->src, dirfd(d->dp));
+		closedir(d->dp);
+	}
+	if (d->names)
+		g_ptr_array_unref(d->names);
+	g_free(d);
+}
+
+void kfs_fs_dir_stream_free(struct kfs_node *node)
+{
+	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, NULL));
+}
+
+/* A handle's end: idle_timeout and max_age count open directories. */
+static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d)
+{
+	dirh_free(node, d);
+	kfs_sets_handle_close(fs->sets, node->set);
+}
 
 void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_fs *fs = kfs_fs_of(req);
 	struct kfs_node *node = kfs_node_of(req, ino);
 	struct kfs_dirh *d;
-	int fd, err;
+	int err;
 
+	if (fs->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	err = kfs_node_unusable(node);
 	if (err) {
 		fuse_reply_err(req, err);
@@ -65,17 +119,12 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		d->names = virtual_names(fs, node);
 		goto out;
 	}
-	fd = openat(node->src->root_fd, *node->path ? node->path : ".",
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(d->dp = fdopendir(fd))) {
-		err = errno;
-		if (fd >= 0)
-			close(fd);
+	err = pass_dirh_open(node, d);
+	if (err) {
 		g_free(d);
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, -err);
 		return;
 	}
-	kfs_source_fd_add(node->src, fd);
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 out:
@@ -85,18 +134,6 @@ out:
 	kfs_sets_handle_open(fs->sets, node->set);
 	if (fuse_reply_open(req, fi) != 0)
 		release_dirh(fs, node, d);
-}
-
-static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d)
-{
-	if (d->dp) {
-		kfs_source_fd_remove(node->src, dirfd(d->dp));
-		closedir(d->dp);
-	}
-	if (d->names)
-		g_ptr_array_unref(d->names);
-	g_free(d);
-	kfs_sets_handle_close(fs->sets, node->set);
 }
 
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -225,6 +262,60 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
 	}
 }
 
+/*
+ * The stream to continue at OFF without a handle: the one the node kept,
+ * if a reader left it there, else a new one.  NULL and *ERR on failure.
+ */
+static struct kfs_dirh *pass_stream_take(struct kfs_node *node, off_t off, int *err)
+{
+	struct kfs_dirh *d = g_atomic_pointer_exchange(&node->dir_stream, NULL);
+
+	if (d && d->offset == off)
+		return d;
+	dirh_free(node, d);
+	d = g_new0(struct kfs_dirh, 1);
+	*err = pass_dirh_open(node, d);
+	if (*err) {
+		g_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Keep D for the next chunk; the kernel's last, empty READDIRPLUS at the
+ * end closes it. */
+static void pass_stream_give_back(struct kfs_node *node, struct kfs_dirh *d, bool done)
+{
+	if (done) {
+		dirh_free(node, d);
+		return;
+	}
+	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, d));
+}
+
+static ssize_t read_handleless(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
+			       char *buf, size_t size, off_t off, bool plus)
+{
+	struct kfs_dirh *d;
+	ssize_t used;
+	int err = 0;
+
+	if (node->kind != KFS_NODE_PASS) {
+		/* kolabfs's own listings are a few names: make them anew */
+		struct kfs_dirh v = { .names = virtual_names(fs, node) };
+
+		used = read_virtual(fs, req, node, &v, buf, size, off, plus);
+		g_ptr_array_unref(v.names);
+		return used;
+	}
+	d = pass_stream_take(node, off, &err);
+	if (!d)
+		return err;
+	used = read_pass(fs, req, node, d, buf, size, off, plus);
+	pass_stream_give_back(node, d, used <= 0);
+	return used;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -240,7 +331,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, err);
 		return;
 	}
-	if (d->names)
+	if (!d)
+		used = read_handleless(fs, req, node, buf, size, off, plus);
+	else if (d->names)
 		used = read_virtual(fs, req, node, d, buf, size, off, plus);
 	else
 		used = read_pass(fs, req, node, d, buf, size, off, plus);

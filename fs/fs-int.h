@@ -22,6 +22,9 @@ struct kfs_fs {
 	struct kfs_filter **filters;    /* one per [volume:NAME] */
 	struct fuse_session *se;
 	struct timespec mounted;
+	bool no_opendir;        /* the kernel keeps directory handles itself */
+	char *readahead_path;   /* the mount's read_ahead_kb in sysfs */
+	gint readahead_done;
 };
 
 static inline struct kfs_fs *kfs_fs_of(fuse_req_t req)
@@ -65,6 +68,8 @@ void kfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void kfs_fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi);
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Close the directory stream a node kept between READDIRPLUS requests. */
+void kfs_fs_dir_stream_free(struct kfs_node *node);
 
 /* fs/file.c */
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -72,6 +77,9 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi);
 void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino);
+
+/* fs/readahead.c: widen the window once the kernel has applied INIT. */
+void kfs_fs_readahead_apply(struct kfs_fs *fs);
 
 /* fs/xattr.c */
 void kfs_fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

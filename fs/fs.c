@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -11,6 +12,8 @@
 
 static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct kfs_fs *fs = userdata;
+
 	/* The kernel enforces ACLs as well as modes (default_permissions),
 	 * so a user reads through the mount only what they could on disk. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
@@ -20,7 +23,18 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Backup tools stat every entry they list: always readdirplus. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Symlinks in a snapshot never change: keep their targets; `latest`
+	 * is invalidated whenever it moves (sets_changed). */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Opening a directory costs a round trip each time a walker enters
+	 * it, even when the listing is cached: let the kernel do without.
+	 * Not with idle_timeout or max_age, which count open directories:
+	 * a set must not expire under a walker between two files. */
+	if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && !getenv("KOLABFS_OPENDIR") &&
+	    !fs->cfg->idle_timeout && !fs->cfg->max_age)
+		fs->no_opendir = true;
 	conn->time_gran = 1;
 }
 
@@ -30,6 +44,7 @@ static void kfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int ret;
 
+	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_lookup_node(kfs_fs_of(req), p, -1, name, &e);
 	if (ret == -ENOENT && p->kind == KFS_NODE_PASS) {
 		/* a snapshot never gains entries: cache the miss */
@@ -70,6 +85,7 @@ static void kfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	struct stat st;
 	int ret;
 
+	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_getattr_node(kfs_fs_of(req), node, &st);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -281,14 +297,35 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 
 	if (!fs)
 		return;
+	if (fs->se)
+		kfs_fs_set_session(fs, NULL);
 	for (i = 0; fs->filters && i < fs->cfg->n_volumes; i++)
 		kfs_filter_destroy(fs->filters[i]);
 	g_free(fs->filters);
 	kfs_inodes_destroy(fs->inodes);
+	g_free(fs->readahead_path);
 	g_free(fs);
+}
+
+/*
+ * A set came or went: `latest` points elsewhere and /snapshots lists other
+ * names.  The kernel caches both (symlink bodies and listings are kept in
+ * its page cache); mkdir and rmdir through the mount refresh the listing
+ * by themselves, sets dropped by kolabfs itself do not.
+ */
+static void sets_changed(void *data)
+{
+	struct kfs_fs *fs = data;
+	struct kfs_node *n;
+
+	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_LATEST);
+	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);
+	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_SNAPSHOTS);
+	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);
 }
 
 void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+	kfs_sets_on_change(fs->sets, se ? sets_changed : NULL, fs);
 }

@@ -24,14 +24,21 @@ enum kfs_node_kind {
  * the source root: a snapshot never changes, so the path stays valid and
  * no descriptor needs to be kept open per node.
  */
-struct kfs_node {
+struct kfs_node_key {
 	enum kfs_node_kind kind;
+	const void *owner;      /* the set (SET, MANIFEST) or source (PASS) */
+	uint64_t local_ino;     /* PASS: st_ino on the source */
+};
+
+struct kfs_node {
+	struct kfs_node_key key;        /* first: the table's key is the node */
+	enum kfs_node_kind kind;        /* = key.kind */
 	uint64_t ino;                   /* st_ino shown to users */
 	struct kfs_set *set;            /* SET, MANIFEST, PASS: a reference */
-	struct kfs_source *src;   /* PASS */
-	uint64_t local_ino;             /* PASS: st_ino on the source */
+	struct kfs_source *src;         /* PASS */
 	char *path;                     /* PASS: "" for the source root */
 	uint64_t nlookup;               /* the kernel's lookup count */
+	void *dir_stream;               /* PASS dir: see fs/dir.c (atomic) */
 };
 
 struct kfs_inodes;

@@ -44,6 +44,8 @@ struct kfs_sets {
 	gint64 idle_since;      /* under lock: monotonic time handles fell to 0 */
 	guint64 changes;        /* under lock, see kfs_sets_wait */
 	GCond changed;          /* with lock: changes moved */
+	void (*on_change)(void *data);  /* under take_lock */
+	void *on_change_data;
 };
 
 /* How often the monitor looks at copy-on-write usage. */
@@ -652,6 +654,8 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 	}
 	g_mutex_lock(&sets->take_lock);
 	ret = take_locked(sets, name, out, error);
+	if (ret == 0 && sets->on_change)
+		sets->on_change(sets->on_change_data);
 	g_mutex_unlock(&sets->take_lock);
 	return ret;
 }
@@ -705,6 +709,8 @@ static int drop(struct kfs_sets *sets, const char *name, bool unused_only, const
 		return set_error(error, EBUSY, "set %s is in use", name);
 	}
 	g_atomic_int_set(&set->dead, 1);
+	if (sets->on_change)
+		sets->on_change(sets->on_change_data);
 	complete = set_teardown(set);
 	g_mutex_unlock(&sets->take_lock);
 	kfs_info("set %s dropped%s%s", name, complete ? "" : " (incompletely)", why);
@@ -809,6 +815,14 @@ void kfs_sets_poke(struct kfs_sets *sets)
 	sets->changes++;
 	g_cond_broadcast(&sets->changed);
 	g_mutex_unlock(&sets->lock);
+}
+
+void kfs_sets_on_change(struct kfs_sets *sets, void (*fn)(void *data), void *data)
+{
+	g_mutex_lock(&sets->take_lock);
+	sets->on_change = fn;
+	sets->on_change_data = data;
+	g_mutex_unlock(&sets->take_lock);
 }
 
 struct kfs_set *kfs_sets_get(struct kfs_sets *sets, const char *name)

@@ -36,6 +36,13 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 /* Tear one set down.  -ENOENT if there is no such set. */
 int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error);
 
+/*
+ * Call FN(DATA) after each set taken or dropped (NULL: no longer), so the
+ * file system can tell the kernel that `latest` and the listing of
+ * /snapshots moved.  FN runs on the thread that changed the sets.
+ */
+void kfs_sets_on_change(struct kfs_sets *sets, void (*fn)(void *data), void *data);
+
 /* A reference to the named set, or NULL. */
 struct kfs_set *kfs_sets_get(struct kfs_sets *sets, const char *name);
 

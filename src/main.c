@@ -168,6 +168,7 @@ static int stage_mount(struct kfs_main *m)
 		kfs_err("cannot mount on %s", m->opts.mountpoint);
 		return -1;
 	}
+	kfs_fs_readahead_prepare(m->fs, m->opts.mountpoint);
 	return 0;
 }
 
@@ -220,6 +221,7 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 	/* First: it must not drop a set or unmount while this tears down. */
 	kfs_expire_stop(m->expire);
 	if (m->se) {
+		kfs_fs_set_session(m->fs, NULL);
 		if (mounted)
 			fuse_session_unmount(m->se);
 		fuse_remove_signal_handlers(m->se);

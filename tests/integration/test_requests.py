@@ -1,0 +1,151 @@
+"""What a backup tool's walk costs the daemon, in FUSE requests (issue 7).
+
+The daemon runs with -d, which logs every request it gets.  Once a walk has
+filled the kernel's caches, walking again must not reach the daemon for the
+snapshot's directories: no OPENDIR/RELEASEDIR round trip each time a walker
+enters one (the kernel keeps directory handles itself), no READDIRPLUS, no
+GETATTR.  And the listings read without a directory handle are the same as
+those read with one (KOLABFS_OPENDIR=1 keeps the handle path, which kernels
+without no-opendir support take).
+"""
+import hashlib
+import os
+import re
+import subprocess
+
+import kfs
+
+OPCODE = re.compile(rb"opcode: ([A-Z_]+) ")
+
+
+class DebugMount:
+    """kolabfs -d in the foreground, its request log in a file."""
+
+    def __init__(self, work, config, env=None):
+        self.mp = os.path.join(work, "mnt")
+        os.makedirs(self.mp, exist_ok=True)
+        self.log = os.path.join(work, "debug.log")
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen([kfs.KOLABFS, "-d", config, self.mp],
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                         env=dict(os.environ, **(env or {})))
+        latest = os.path.join(self.mp, "snapshots", "latest")
+        kfs.wait_until(lambda: os.path.islink(latest) or self.proc.poll() is not None,
+                       120, "kolabfs -d to take its first set")
+        assert self.proc.poll() is None, open(self.log, "rb").read()[-3000:]
+
+    def latest(self, *p):
+        return os.path.join(self.mp, "snapshots", "latest", *p)
+
+    def mark(self):
+        return os.path.getsize(self.log)
+
+    def ops_since(self, mark):
+        """Opcode -> count of the requests logged after MARK."""
+        with open(self.log, "rb") as f:
+            f.seek(mark)
+            text = f.read()
+        ops = {}
+        for m in OPCODE.finditer(text):
+            ops[m.group(1).decode()] = ops.get(m.group(1).decode(), 0) + 1
+        return ops
+
+    def stop(self):
+        if kfs.is_mounted(self.mp):
+            kfs.run(["fusermount3", "-u", self.mp], check=False)
+        try:
+            return self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def _dirs(entries):
+    return [r for r, e in entries.items() if e["type"] == "dir"]
+
+
+def test_warm_walk_reaches_the_daemon_for_no_directory(work, btrfs, tree, config):
+    m = DebugMount(work, config)
+    try:
+        # as rsync and find do: through `latest` once (it is never cached,
+        # as it moves with every set), then below the dated directory
+        spool = os.path.realpath(m.latest("spool"))
+        first = kfs.walk(spool, content=False, xattr=False)
+        kfs.walk(spool, content=False, xattr=False)
+        # -d writes each request before answering it: what the third walk
+        # caused is in the log once the walk returns.
+        mark = m.mark()
+        third = kfs.walk(spool, content=False, xattr=False)
+        ops = m.ops_since(mark)
+    finally:
+        assert m.stop() == 0
+    assert third == first
+    dirs = len(_dirs(first))
+    assert dirs > 50, dirs           # the tree has dozens of directories
+    assert sum(ops.values()) == 0, ops
+
+
+def test_listings_with_and_without_directory_handles_agree(work, btrfs, tree, reference,
+                                                            config):
+    seen = {}
+    for mode, env in (("handleless", {}), ("handles", {"KOLABFS_OPENDIR": "1"})):
+        m = DebugMount(work, config, env)
+        try:
+            mark = m.mark()
+            seen[mode] = {v: kfs.walk(m.latest(v)) for v in kfs.VOLUMES}
+            ops = m.ops_since(mark)
+        finally:
+            assert m.stop() == 0
+        n_dirs = sum(len(_dirs(seen[mode][v])) for v in kfs.VOLUMES)
+        if mode == "handles":
+            assert ops.get("OPENDIR", 0) >= n_dirs, (n_dirs, ops)
+        else:
+            assert ops.get("OPENDIR", 0) <= 1, ops     # the one ENOSYS answer
+            assert ops.get("RELEASEDIR", 0) == 0, ops
+    for v in kfs.VOLUMES:
+        kfs.assert_same_tree(kfs.reference_walk(reference[v], v), seen["handleless"][v],
+                             kfs.ALL_FIELDS)
+        kfs.assert_same_tree(seen["handles"][v], seen["handleless"][v], kfs.ALL_FIELDS)
+
+
+def test_latest_and_the_listing_move_although_the_kernel_caches_them(work, btrfs, tree,
+                                                                      config):
+    """Symlink targets and listings are cached by the kernel; `latest` and
+    /snapshots must still follow every mkdir and rmdir."""
+    m = DebugMount(work, config)
+    snaps = os.path.join(m.mp, "snapshots")
+    try:
+        first = os.readlink(os.path.join(snaps, "latest"))
+        for _ in range(2):       # read twice: the second is served from the cache
+            assert os.readlink(os.path.join(snaps, "latest")) == first
+            assert sorted(os.listdir(snaps)) == sorted([first, "latest"])
+        os.mkdir(os.path.join(snaps, "zz-next"))
+        assert os.readlink(os.path.join(snaps, "latest")) == "zz-next"
+        assert sorted(os.listdir(snaps)) == sorted([first, "latest", "zz-next"])
+        os.rmdir(os.path.join(snaps, "zz-next"))
+        assert os.readlink(os.path.join(snaps, "latest")) == first
+        assert sorted(os.listdir(snaps)) == sorted([first, "latest"])
+    finally:
+        assert m.stop() == 0
+
+
+def test_big_files_are_read_in_one_mib_requests(work, btrfs, tree, reference, config):
+    """The mount's read-ahead window is widened to 1 MiB once INIT is done:
+    a 32 MiB sequential read takes 32 READs, not 256 (128 KiB each)."""
+    rel = ("spool", "feat", "sparse.img")
+    m = DebugMount(work, config)
+    try:
+        with open(m.latest(*rel), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            mark = m.mark()
+            h = hashlib.sha256()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        ops = m.ops_since(mark)
+    finally:
+        assert m.stop() == 0
+    with open(os.path.join(reference["spool"], *rel[1:]), "rb") as f:
+        assert h.digest() == hashlib.sha256(f.read()).digest()
+    assert size == 32 << 20
+    # 1 MiB each; a few more if a readahead window straddles the end
+    assert 0 < ops.get("READ", 0) <= size // (1 << 20) + 4, ops
