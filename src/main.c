@@ -210,6 +210,18 @@ static int stage_serve(struct kfs_main *m)
 	return serve_result(ret);
 }
 
+/*
+ * A second SIGTERM (kolabfs-hook and systemd both send one to the process
+ * and one to its group) must not kill kolabfs half-way through dropping
+ * its sets; any thread could take it once libfuse's handlers are gone.
+ */
+static void ignore_signals(void)
+{
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+}
+
 /* Undo every stage that was reached; the sets go last, after the kernel
  * has let go of the mount.  false if a snapshot could not be removed:
  * the exit status must tell the backup software (the record stays for
@@ -227,6 +239,7 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 		fuse_remove_signal_handlers(m->se);
 		fuse_session_destroy(m->se);
 	}
+	ignore_signals();
 	kfs_fs_destroy(m->fs);
 	complete = kfs_sets_destroy(m->sets);
 	kfs_config_destroy(m->cfg);

@@ -322,3 +322,19 @@ def test_sigkill_during_a_task_export_then_the_reaper_removes_the_servers_file(
     assert records(work) == []
     ds.wait_no_tasks()
     assert ds.ldifdir_leftovers() == []
+
+
+def test_a_second_signal_does_not_stop_the_teardown(work, btrfs, tree, config, foreground):
+    """A supervisor that signals kolabfs and then its process group sends
+    two SIGTERMs: the second, arriving while the sets are being dropped,
+    must not kill kolabfs half-way (it would leave snapshots behind)."""
+    before = btrfs.subvolumes()
+    k = foreground(config, env={"KOLABFS_TEST_STOP_AT": "teardown"}, name="twice").start()
+    os.kill(k.pid, signal.SIGTERM)                  # the first: teardown begins
+    wait_stopped(k, "teardown")
+    os.kill(k.pid, signal.SIGTERM)                  # the second, mid-teardown
+    os.kill(k.pid, signal.SIGCONT)
+    assert k.wait_exit(120) == 0, k.log()
+    assert btrfs.subvolumes() == before, sorted(btrfs.subvolumes() - before)
+    assert records(work) == []
+    assert not kfs.is_mounted(k.mp)
