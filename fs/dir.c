@@ -97,6 +97,13 @@ void kfs_fs_dir_stream_free(struct kfs_node *node)
 	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, NULL));
 }
 
+/* A handle's end: idle_timeout and max_age count open directories. */
+static void release_dirh(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dirh *d)
+{
+	dirh_free(node, d);
+	kfs_sets_handle_close(fs->sets, node->set);
+}
+
 void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_fs *fs = kfs_fs_of(req);
@@ -128,12 +135,17 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 out:
 	fi->fh = (uintptr_t)d;
-	fuse_reply_open(req, fi);
+	/* Counted for idle_timeout and max_age; an interrupted open gets no
+	 * releasedir. */
+	kfs_sets_handle_open(fs->sets, node->set);
+	if (fuse_reply_open(req, fi) != 0)
+		release_dirh(fs, node, d);
 }
 
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dirh_free(kfs_node_of(req, ino), (struct kfs_dirh *)(uintptr_t)fi->fh);
+	release_dirh(kfs_fs_of(req), kfs_node_of(req, ino),
+		     (struct kfs_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

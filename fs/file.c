@@ -38,6 +38,17 @@ static int open_fd(struct kfs_node *node)
 	return fd;
 }
 
+static void release_fh(fuse_req_t req, struct kfs_node *node, struct fuse_file_info *fi);
+
+/* Open handles keep kolabfs (idle_timeout) and their set (max_age) alive.
+ * An open the kernel gave up on (interrupted) gets no release: undo it. */
+static void reply_open(fuse_req_t req, struct kfs_node *node, struct fuse_file_info *fi)
+{
+	kfs_sets_handle_open(kfs_fs_of(req)->sets, node->set);
+	if (fuse_reply_open(req, fi) != 0)
+		release_fh(req, node, fi);
+}
+
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_fs *fs = kfs_fs_of(req);
@@ -60,7 +71,7 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		g->len = strlen(g->text);
 		fi->fh = (uintptr_t)g;
 		fi->direct_io = 1;
-		fuse_reply_open(req, fi);
+		reply_open(req, node, fi);
 		return;
 	}
 	if (node->kind != KFS_NODE_PASS && node->kind != KFS_NODE_MANIFEST) {
@@ -77,7 +88,7 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = fd;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
-	fuse_reply_open(req, fi);
+	reply_open(req, node, fi);
 }
 
 void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -105,9 +116,8 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void release_fh(fuse_req_t req, struct kfs_node *node, struct fuse_file_info *fi)
 {
-	struct kfs_node *node = kfs_node_of(req, ino);
 	struct kfs_genfile *g;
 
 	if (node->kind == KFS_NODE_STATUS) {
@@ -119,6 +129,12 @@ void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			kfs_source_fd_remove(node->src, fi->fh);
 		close(fi->fh);
 	}
+	kfs_sets_handle_close(kfs_fs_of(req)->sets, node->set);
+}
+
+void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	release_fh(req, kfs_node_of(req, ino), fi);
 	fuse_reply_err(req, 0);
 }
 

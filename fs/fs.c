@@ -29,8 +29,11 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Opening a directory costs a round trip each time a walker enters
-	 * it, even when the listing is cached: let the kernel do without. */
-	if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && !getenv("KOLABFS_OPENDIR"))
+	 * it, even when the listing is cached: let the kernel do without.
+	 * Not with idle_timeout or max_age, which count open directories:
+	 * a set must not expire under a walker between two files. */
+	if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && !getenv("KOLABFS_OPENDIR") &&
+	    !fs->cfg->idle_timeout && !fs->cfg->max_age)
 		fs->no_opendir = true;
 	conn->time_gran = 1;
 }
@@ -41,6 +44,7 @@ static void kfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int ret;
 
+	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_lookup_node(kfs_fs_of(req), p, -1, name, &e);
 	if (ret == -ENOENT && p->kind == KFS_NODE_PASS) {
 		/* a snapshot never gains entries: cache the miss */
@@ -81,6 +85,7 @@ static void kfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	struct stat st;
 	int ret;
 
+	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_getattr_node(kfs_fs_of(req), node, &st);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -298,6 +303,7 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 		kfs_filter_destroy(fs->filters[i]);
 	g_free(fs->filters);
 	kfs_inodes_destroy(fs->inodes);
+	g_free(fs->readahead_path);
 	g_free(fs);
 }
 

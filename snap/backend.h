@@ -48,8 +48,10 @@ struct kfs_backend_ops {
 	/* Is ENTRY (from a record) one of this backend's? */
 	bool (*owns)(const char *entry);
 	/* Remove what ENTRY names if it is there and looks like kolabfs's:
-	 * 0, -ENOENT if it is gone, -EPERM if it is not ours (left alone). */
-	int (*reap)(struct kfs_backend *be, const char *entry);
+	 * 0, -ENOENT if it is gone, -EPERM if it is not ours (left alone).
+	 * The record naming it was written at NOT_BEFORE (CLOCK_REALTIME_COARSE,
+	 * ns; 0: unknown), before any of its snapshots was taken. */
+	int (*reap)(struct kfs_backend *be, const char *entry, gint64 not_before);
 	/* Free src->priv. */
 	void (*release)(struct kfs_source *src);
 	void (*free)(struct kfs_backend *be);

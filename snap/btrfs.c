@@ -424,14 +424,44 @@ static bool btrfs_owns(const char *entry)
 
 /* Only .../.kolabfs-snapshots/<volume>@<set>, and only read-only
  * subvolumes (kfs_btrfs_snapshot_destroy checks that). */
-static int btrfs_reap(struct kfs_backend *be, const char *entry)
+/*
+ * A set is recorded before its snapshots are taken, so a snapshot of it
+ * cannot be older than its record: one that is was there before, under
+ * the name the dead kolabfs would have used and never reached.  0 if PATH
+ * may be ours, -EPERM if not, -errno.
+ */
+static int check_made_after(const char *path, gint64 not_before)
+{
+	struct btrfs_ioctl_get_subvol_info_args info;
+	gint64 made;
+	int fd, ret = 0;
+
+	if (!not_before)        /* a record of an older kolabfs */
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0)
+		ret = -errno;
+	close(fd);
+	if (ret < 0)
+		return ret;
+	made = (gint64)info.otime.sec * G_GINT64_CONSTANT(1000000000) + info.otime.nsec;
+	return made < not_before ? -EPERM : 0;
+}
+
+static int btrfs_reap(struct kfs_backend *be, const char *entry, gint64 not_before)
 {
 	g_autofree char *base = g_path_get_basename(entry);
 	g_autofree char *dir = g_path_get_dirname(entry);
 	g_autofree char *dirbase = g_path_get_basename(dir);
+	int ret;
 
 	if (!strchr(base, '@') || strcmp(dirbase, SNAPSHOT_DIR_NAME))
 		return -EPERM;
+	ret = check_made_after(entry, not_before);
+	if (ret < 0)
+		return ret;
 	return kfs_btrfs_snapshot_destroy(entry);
 }
 

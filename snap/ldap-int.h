@@ -75,4 +75,13 @@ int kfs_ldap_search_check(struct kfs_ldap *l, GString *report, GError **error);
 void kfs_ldap_server_owner(const struct kfs_ldap_conf *conf, uid_t *uid,
 			   gid_t *gid);
 
+/*
+ * Task mode: before the server is asked to write SERVER_FILE, a symbolic
+ * link KFS_LDAP_PENDING<backend> in the export directory names it, durably,
+ * for kfs_ldap_reap; removed once the server's file is gone.
+ */
+#define KFS_LDAP_PENDING ".pending-"
+/* The server's files: kolabfs-BACKEND-PID-N.ldif. */
+#define KFS_LDAP_SERVER_FILE_PREFIX "kolabfs-"
+
 #endif

@@ -35,6 +35,7 @@
 #include <ldif.h>
 #include <glib.h>
 
+#include "../src/testpoint.h"
 #include "ldap-int.h"
 
 #define PAGE_SIZE 1000
@@ -473,6 +474,7 @@ static int export_base(struct kfs_ldap *l, GHashTable *ops, const char *base,
 		return kfs_ldap_fail(error, l, -errno, "%s/%s: %s", dir, name,
 				     g_strerror(errno));
 	g_ptr_array_add(created, g_strdup(name));
+	kfs_test_point("ldap");
 	s.fp = fdopen(fd, "w");
 	if (!s.fp) {
 		close(fd);

@@ -37,6 +37,7 @@
 #include <ldap.h>
 #include <glib.h>
 
+#include "../src/testpoint.h"
 #include "ldap-int.h"
 
 #define LDBM_BASE "cn=ldbm database,cn=plugins,cn=config"
@@ -373,6 +374,7 @@ static int task_run(struct kfs_ldap *l, const struct backend *b,
 	err = task_add(l, dn, cn, b, src, error);
 	if (err)
 		return err;
+	kfs_test_point("ldap");         /* the server is writing SRC */
 	err = task_wait(l, dn, &s, error);
 	if (err)
 		task_cancel(l, dn);
@@ -390,27 +392,51 @@ static int task_run(struct kfs_ldap *l, const struct backend *b,
 	return err;
 }
 
+/*
+ * The server writes SRC, in its own directory: were kolabfs killed before
+ * SRC is taken or removed, only the set's record would survive, and it
+ * does not know SRC.  So a link in the set's export directory names it
+ * first, made durable before the task is added (kfs_ldap_reap).
+ */
+static int mark_pending(struct kfs_ldap *l, int dirfd, const char *dir,
+			const char *marker, const char *src, GError **error)
+{
+	if (symlinkat(src, dirfd, marker) < 0 || fsync(dirfd) < 0) {
+		int err = -errno;
+
+		unlinkat(dirfd, marker, 0);
+		return kfs_ldap_fail(error, l, err, "%s/%s: %s", dir, marker,
+				     g_strerror(-err));
+	}
+	return 0;
+}
+
 static int task_export_one(struct kfs_ldap *l, const struct backend *b,
 			   const char *ldif_dir, int dirfd, const char *dir,
 			   GPtrArray *out, GPtrArray *created, GError **error)
 {
 	static gint seq;
 	g_autofree char *name = g_strdup_printf("%s.ldif", b->name);
-	g_autofree char *src = g_strdup_printf("%s/kolabfs-%s-%d-%d.ldif",
+	g_autofree char *marker = g_strconcat(KFS_LDAP_PENDING, b->name, NULL);
+	g_autofree char *src = g_strdup_printf("%s/" KFS_LDAP_SERVER_FILE_PREFIX "%s-%d-%d.ldif",
 					       ldif_dir, b->name, getpid(),
 					       g_atomic_int_add(&seq, 1));
 	struct kfs_ldap_export *e = kfs_ldap_export_new(b->name, b->suffix, name);
 	gint64 t0 = g_get_monotonic_time();
 	int err;
 
+	err = mark_pending(l, dirfd, dir, marker, src, error);
+	if (err)
+		goto err_free;
 	err = task_run(l, b, src, e, error);
 	if (!err)
 		err = task_take(l, src, dirfd, dir, name, e, created, error);
-	if (err) {
-		/* The server may have written some or all of it. */
-		unlink(src);
+	if (err)
+		unlink(src);    /* the server may have written some or all of it */
+	/* SRC is gone either way: nothing left to reap. */
+	unlinkat(dirfd, marker, 0);
+	if (err)
 		goto err_free;
-	}
 	e->duration_ms = (g_get_monotonic_time() - t0) / 1000.0;
 	g_ptr_array_add(out, e);
 	return 0;

@@ -20,6 +20,7 @@
 #include <ldap.h>
 #include <glib.h>
 
+#include "../src/log.h"
 #include "../src/secret.h"
 #include "ldap-int.h"
 
@@ -378,6 +379,76 @@ err_close_dir:
 	g_ptr_array_unref(out);
 	close(dirfd);
 	return NULL;
+}
+
+/*
+ * Is TARGET a file the server wrote for kolabfs process PID?  Only such a
+ * file is ever removed: the marker lives in root's state_dir, but the
+ * server's directory is writable by the server's user.
+ */
+static bool reap_target_ok(const char *target, const char *pid)
+{
+	g_autofree char *base = g_path_get_basename(target);
+	g_autofree char *infix = g_strdup_printf("-%s-", pid);
+
+	return g_path_is_absolute(target) &&
+	       g_str_has_prefix(base, KFS_LDAP_SERVER_FILE_PREFIX) &&
+	       g_str_has_suffix(base, ".ldif") && strstr(base, infix);
+}
+
+/* Remove the server's file a marker names: 0, -ENOENT, -EPERM, -errno. */
+static int reap_target(const char *target, const char *pid)
+{
+	g_autofree char *parent = g_path_get_dirname(target);
+	g_autofree char *base = g_path_get_basename(target);
+	struct stat st;
+	int fd, ret = 0;
+
+	if (!reap_target_ok(target, pid))
+		return -EPERM;
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode))
+		ret = -EPERM;
+	else if (unlinkat(fd, base, 0) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+bool kfs_ldap_reap(const char *dir, const char *pid, GPtrArray *reaped)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	bool complete = true;
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *marker = g_build_filename(dir, name, NULL);
+		g_autofree char *target = NULL;
+		int ret;
+
+		if (!g_str_has_prefix(name, KFS_LDAP_PENDING) ||
+		    !(target = g_file_read_link(marker, NULL)))
+			continue;
+		ret = reap_target(target, pid);
+		if (ret == 0) {
+			g_ptr_array_add(reaped, g_strdup_printf(
+				"reaped %s, an LDIF export the directory server wrote for kolabfs pid %s",
+				target, pid));
+			kfs_warn("%s", (char *)g_ptr_array_index(reaped, reaped->len - 1));
+		} else if (ret == -EPERM) {
+			kfs_warn("reaper: %s, named by %s, is no export written for kolabfs pid %s: left alone",
+				 target, marker, pid);
+		} else if (ret != -ENOENT) {
+			kfs_err("reaper: cannot remove %s, an LDIF export left by kolabfs pid %s: %s",
+				target, pid, g_strerror(-ret));
+			complete = false;
+		}
+	}
+	return complete;
 }
 
 bool kfs_ldap_check(const struct kfs_ldap_conf *conf, GString *report,

@@ -41,6 +41,16 @@ bool kfs_ldap_check(const struct kfs_ldap_conf *conf, GString *report, GError **
 
 void kfs_ldap_export_free(struct kfs_ldap_export *e);
 
+/*
+ * The reaper: a kolabfs (process PID) killed while a directory server
+ * wrote an export for it (task mode) leaves the server's file in the
+ * server's LDIF directory; the export directory DIR of the dead set names
+ * it.  Remove every such file; a message for each goes to REAPED.  false
+ * if one could not be removed (the caller keeps DIR and tries again at the
+ * next start).
+ */
+bool kfs_ldap_reap(const char *dir, const char *pid, GPtrArray *reaped);
+
 /* The one mapping of libldap result codes to -errno (default -EIO). */
 int kfs_ldap_errno(int rc);
 

@@ -459,7 +459,7 @@ static bool lvm_owns(const char *entry)
 }
 
 /* "lvm:VG/NAME", NAME with the infix, the LV with the tag: then ours. */
-static int lvm_reap(struct kfs_backend *be, const char *entry)
+static int lvm_reap(struct kfs_backend *be, const char *entry, gint64 not_before)
 {
 	g_auto(GStrv) part = g_strsplit(entry + strlen("lvm:"), "/", -1);
 

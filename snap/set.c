@@ -23,6 +23,7 @@ struct kfs_set *kfs_set_new(const char *name, const char *dir)
 	set->manifest_fd = -1;
 	set->warnings = g_ptr_array_new_with_free_func(g_free);
 	set->created = g_get_real_time();
+	set->taken_at = g_get_monotonic_time();
 	set->refcount = 1;
 	return set;
 }

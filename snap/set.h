@@ -24,6 +24,8 @@ struct kfs_source {
 	void *priv;             /* the backend's state of this snapshot */
 	char *snapshot;         /* volumes: the snapshot, as MANIFEST shows it */
 	char *record;           /* volumes: its entry in the set's record */
+	bool ours;              /* volumes: create was tried and did not find
+				 * the name taken: tear down destroys it */
 	char *filesystem;       /* volumes: btrfs, ext4, xfs */
 	/* The directory shown: a path for copies, LDAP and btrfs; for LVM
 	 * only a description (the snapshot is mounted detached, reachable
@@ -40,6 +42,7 @@ struct kfs_source {
 struct kfs_set {
 	char *name;
 	gint64 created;          /* g_get_real_time() */
+	gint64 taken_at;         /* g_get_monotonic_time() of the same instant: max_age */
 	char *dir;               /* state_dir/sets/<name> */
 	char *manifest;          /* dir/MANIFEST.json */
 	int manifest_fd;         /* O_PATH of MANIFEST.json */
@@ -50,6 +53,8 @@ struct kfs_set {
 	unsigned long seq;       /* 1, 2, ...: order of creation in this process */
 	gint refcount;
 	gint dead;               /* torn down; nodes still referring to it get ESTALE */
+	gint handles;            /* files and directories open in it (kfs_sets_handle_open) */
+	gint expired;            /* older than max_age: dropped once handles is 0 */
 };
 
 struct kfs_set *kfs_set_new(const char *name, const char *dir);

@@ -19,6 +19,7 @@
 #include <json-glib/json-glib.h>
 
 #include "../src/log.h"
+#include "../src/testpoint.h"
 #include "backend.h"
 #include "copy.h"
 #include "ldap.h"
@@ -39,6 +40,10 @@ struct kfs_sets {
 	unsigned long seq;
 	struct kfs_backend *backends[2];        /* by enum kfs_backend_kind, made on first use */
 	struct kfs_monitor *monitor;    /* with LVM volumes, once daemonized */
+	gint handles;           /* open on the mount, see kfs_sets_handle_open */
+	gint64 idle_since;      /* under lock: monotonic time handles fell to 0 */
+	guint64 changes;        /* under lock, see kfs_sets_wait */
+	GCond changed;          /* with lock: changes moved */
 	void (*on_change)(void *data);  /* under take_lock */
 	void *on_change_data;
 };
@@ -163,7 +168,7 @@ static struct kfs_backend *backend_of_entry(struct kfs_sets *sets, const char *e
 
 /* Reap one entry of a dead kolabfs's record; false if it is still there. */
 static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry,
-		       const char *pid)
+		       const char *pid, gint64 written)
 {
 	g_autoptr(GError) err = NULL;
 	struct kfs_backend *be = backend_of_entry(sets, entry, &err);
@@ -173,11 +178,12 @@ static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry
 		kfs_err("reaper: %s: %s", entry, err->message);
 		return err->code == G_FILE_ERROR_INVAL;    /* nothing to retry */
 	}
-	ret = be->ops->reap(be, entry);
+	ret = be->ops->reap(be, entry, written);
 	if (ret == -ENOENT)
 		return true;
 	if (ret == -EPERM) {
-		kfs_warn("reaper: %s: not a kolabfs snapshot, left alone", entry);
+		kfs_warn("reaper: %s: not made by kolabfs pid %s for set %s, left alone",
+			 entry, pid, set);
 		return true;
 	}
 	if (ret < 0) {
@@ -192,6 +198,23 @@ static bool reap_entry(struct kfs_sets *sets, const char *set, const char *entry
 	return true;
 }
 
+/* Files directory servers wrote for the dead kolabfs, in their own
+ * directories (task mode): the set's export directories name them. */
+static bool reap_ldap(struct kfs_sets *sets, const char *dir, const char *pid)
+{
+	g_autofree char *top = g_build_filename(dir, "ldap", NULL);
+	g_autoptr(GDir) d = g_dir_open(top, 0, NULL);
+	bool complete = true;
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *sub = g_build_filename(top, name, NULL);
+
+		complete = kfs_ldap_reap(sub, pid, sets->reaped) && complete;
+	}
+	return complete;
+}
+
 static void reap_one(struct kfs_sets *sets, const char *name)
 {
 	g_autofree char *dir = g_build_filename(sets->sets_dir, name, NULL);
@@ -199,15 +222,19 @@ static void reap_one(struct kfs_sets *sets, const char *name)
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_auto(GStrv) snaps = NULL;
 	g_autofree char *pid = NULL;
+	gint64 written = 0;
 	bool complete = true;
 	char **p;
 
 	if (g_key_file_load_from_file(kf, record, G_KEY_FILE_NONE, NULL)) {
 		pid = g_key_file_get_string(kf, "set", "pid", NULL);
 		snaps = g_key_file_get_string_list(kf, "set", "snapshots", NULL, NULL);
+		written = g_key_file_get_int64(kf, "set", "written", NULL);
 	}
 	for (p = snaps; p && *p; p++)
-		complete = reap_entry(sets, name, *p, pid ? pid : "?") && complete;
+		complete = reap_entry(sets, name, *p, pid ? pid : "?", written) && complete;
+	if (pid)
+		complete = reap_ldap(sets, dir, pid) && complete;
 	if (complete && kfs_rmtree(dir) < 0)
 		kfs_warn("reaper: cannot remove %s: %s", dir, g_strerror(errno));
 }
@@ -233,6 +260,8 @@ struct kfs_sets *kfs_sets_create(const struct kfs_config *cfg, GError **error)
 	sets->reaped = g_ptr_array_new_with_free_func(g_free);
 	g_mutex_init(&sets->lock);
 	g_mutex_init(&sets->take_lock);
+	g_cond_init(&sets->changed);
+	sets->idle_since = g_get_monotonic_time();
 	if (state_dir_open(sets, error) < 0 || lock_take(sets, error) < 0) {
 		kfs_sets_destroy(sets);
 		return NULL;
@@ -259,13 +288,19 @@ static int record_write(const struct kfs_set *set, GError **error)
 	g_autofree char *path = g_build_filename(set->dir, "record", NULL);
 	g_autofree char *data = NULL;
 	g_autoptr(GPtrArray) snaps = g_ptr_array_new();
+	struct timespec now;
 	size_t i;
 
+	/* The coarse clock is the one btrfs stamps a new subvolume with: a
+	 * snapshot taken after this line is never stamped earlier. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
 	for (i = 0; i < set->n_sources; i++)
 		if (set->sources[i].record)
 			g_ptr_array_add(snaps, set->sources[i].record);
 	g_key_file_set_string(kf, "set", "name", set->name);
 	g_key_file_set_int64(kf, "set", "pid", getpid());
+	g_key_file_set_int64(kf, "set", "written",
+			     (gint64)now.tv_sec * G_GINT64_CONSTANT(1000000000) + now.tv_nsec);
 	g_key_file_set_string_list(kf, "set", "snapshots",
 				   (const char *const *)snaps->pdata, snaps->len);
 	data = g_key_file_to_data(kf, NULL, NULL);
@@ -377,9 +412,15 @@ static int snapshot_volumes(struct kfs_set *set, GError **error)
 
 		if (src->kind != KFS_SOURCE_VOLUME)
 			continue;
+		/* Whatever the outcome, it may exist now; but a taken name
+		 * is somebody else's snapshot, never ours to destroy. */
+		src->ours = true;
 		ret = src->backend->ops->create(src->backend, src, error);
+		if (ret == -EEXIST)
+			src->ours = false;
 		if (ret < 0)
 			return ret;
+		kfs_test_point("snapshot");
 	}
 	return 0;
 }
@@ -420,6 +461,7 @@ static int snapshot_in_window(const struct kfs_config *cfg, struct kfs_set *set,
 	ret = -EIO;
 	if (!kfs_mysql_check(my, set->warnings, error) || !kfs_mysql_lock(my, error))
 		goto out_close;
+	kfs_test_point("locked");
 	ret = snapshot_volumes(set, error);
 	if (!kfs_mysql_unlock(my, ret < 0 ? NULL : error) && ret == 0)
 		ret = -EIO;
@@ -501,8 +543,10 @@ static bool set_teardown(struct kfs_set *set)
 	for (i = 0; i < set->n_sources; i++) {
 		struct kfs_source *src = &set->sources[i];
 
-		if (src->kind == KFS_SOURCE_VOLUME && src->record)
+		if (src->kind == KFS_SOURCE_VOLUME && src->ours) {
 			complete = destroy_volume(set, src) && complete;
+			kfs_test_point("teardown");
+		}
 	}
 	if (complete && kfs_rmtree(set->dir) < 0) {
 		kfs_err("set %s: cannot remove %s: %s", set->name, set->dir, g_strerror(errno));
@@ -585,6 +629,9 @@ static int take_locked(struct kfs_sets *sets, const char *name,
 	g_mutex_lock(&sets->lock);
 	set->seq = ++sets->seq;
 	g_ptr_array_add(sets->live, set);
+	/* a new max_age deadline */
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
 	g_mutex_unlock(&sets->lock);
 	kfs_info("set %s taken", set->name);
 	if (out)
@@ -613,31 +660,161 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 	return ret;
 }
 
-int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
+/*
+ * Is SET in use?  For max_age, which waits for its last handle: expired is
+ * set before handles is read, and kfs_sets_handle_close decrements handles
+ * before it reads expired, so whichever comes second sees the other's
+ * write and the last close is never missed.
+ */
+static bool expire_in_use(struct kfs_set *set)
+{
+	g_atomic_int_set(&set->expired, 1);
+	return g_atomic_int_get(&set->handles) > 0;
+}
+
+/* Take SET out of the live list; with UNUSED_ONLY, only if no handle is
+ * open in it (-EBUSY). */
+static int drop_unlink(struct kfs_sets *sets, const char *name, bool unused_only,
+		       struct kfs_set **out)
+{
+	struct kfs_set *set;
+	int ret = 0;
+
+	g_mutex_lock(&sets->lock);
+	set = find_live(sets, name);
+	if (!set)
+		ret = -ENOENT;
+	else if (unused_only && expire_in_use(set))
+		ret = -EBUSY;
+	else
+		g_ptr_array_remove(sets->live, set);
+	g_mutex_unlock(&sets->lock);
+	*out = ret < 0 ? NULL : set;
+	return ret;
+}
+
+static int drop(struct kfs_sets *sets, const char *name, bool unused_only, const char *why,
+		GError **error)
 {
 	struct kfs_set *set;
 	bool complete;
+	int ret;
 
 	g_mutex_lock(&sets->take_lock);
-	g_mutex_lock(&sets->lock);
-	set = find_live(sets, name);
-	if (set)
-		g_ptr_array_remove(sets->live, set);
-	g_mutex_unlock(&sets->lock);
-	if (!set) {
+	ret = drop_unlink(sets, name, unused_only, &set);
+	if (ret < 0) {
 		g_mutex_unlock(&sets->take_lock);
-		return set_error(error, ENOENT, "no set named %s", name);
+		if (ret == -ENOENT)
+			return set_error(error, ENOENT, "no set named %s", name);
+		return set_error(error, EBUSY, "set %s is in use", name);
 	}
 	g_atomic_int_set(&set->dead, 1);
 	if (sets->on_change)
 		sets->on_change(sets->on_change_data);
 	complete = set_teardown(set);
 	g_mutex_unlock(&sets->take_lock);
-	kfs_info("set %s dropped%s", name, complete ? "" : " (incompletely)");
+	kfs_info("set %s dropped%s%s", name, complete ? "" : " (incompletely)", why);
 	kfs_set_unref(set);
 	if (!complete)
 		return set_error(error, EBUSY, "set %s could not be torn down completely", name);
 	return 0;
+}
+
+int kfs_sets_drop(struct kfs_sets *sets, const char *name, GError **error)
+{
+	return drop(sets, name, false, "", error);
+}
+
+int kfs_sets_expire(struct kfs_sets *sets, const char *name)
+{
+	g_autofree char *why = g_strdup_printf(": older than max_age (%u s)",
+					       sets->cfg->max_age);
+	g_autoptr(GError) error = NULL;
+	struct kfs_set *set;
+	bool announced;
+	int ret;
+
+	set = kfs_sets_get(sets, name);
+	if (!set)
+		return -ENOENT;
+	announced = g_atomic_int_get(&set->expired);
+	ret = drop(sets, name, true, why, &error);
+	if (ret == -EBUSY && !announced)
+		kfs_info("set %s is older than max_age (%u s), but files or directories are open in it (%d): it is dropped when the last is closed",
+			 name, sets->cfg->max_age, g_atomic_int_get(&set->handles));
+	else if (ret < 0 && ret != -EBUSY && ret != -ENOENT)
+		kfs_err("max_age: %s", error->message);
+	kfs_set_unref(set);
+	return ret;
+}
+
+void kfs_sets_handle_open(struct kfs_sets *sets, struct kfs_set *set)
+{
+	if (set)
+		g_atomic_int_inc(&set->handles);
+	g_atomic_int_inc(&sets->handles);
+}
+
+/* A change only when it matters to a waiter: the mount or an expired set
+ * just became unused.  Every other close costs two atomic operations. */
+void kfs_sets_handle_close(struct kfs_sets *sets, struct kfs_set *set)
+{
+	bool set_unused = set && g_atomic_int_dec_and_test(&set->handles) &&
+			  g_atomic_int_get(&set->expired);
+	bool idle = g_atomic_int_dec_and_test(&sets->handles);
+
+	if (!set_unused && !idle)
+		return;
+	g_mutex_lock(&sets->lock);
+	if (idle)
+		sets->idle_since = g_get_monotonic_time();
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
+	g_mutex_unlock(&sets->lock);
+}
+
+gint64 kfs_sets_idle_since(struct kfs_sets *sets)
+{
+	gint64 since;
+
+	g_mutex_lock(&sets->lock);
+	since = g_atomic_int_get(&sets->handles) > 0 ? -1 : sets->idle_since;
+	g_mutex_unlock(&sets->lock);
+	return since;
+}
+
+guint64 kfs_sets_changes(struct kfs_sets *sets)
+{
+	guint64 n;
+
+	g_mutex_lock(&sets->lock);
+	n = sets->changes;
+	g_mutex_unlock(&sets->lock);
+	return n;
+}
+
+guint64 kfs_sets_wait(struct kfs_sets *sets, guint64 seen, gint64 until)
+{
+	guint64 n;
+
+	g_mutex_lock(&sets->lock);
+	while (sets->changes == seen) {
+		if (until == G_MAXINT64)
+			g_cond_wait(&sets->changed, &sets->lock);
+		else if (!g_cond_wait_until(&sets->changed, &sets->lock, until))
+			break;
+	}
+	n = sets->changes;
+	g_mutex_unlock(&sets->lock);
+	return n;
+}
+
+void kfs_sets_poke(struct kfs_sets *sets)
+{
+	g_mutex_lock(&sets->lock);
+	sets->changes++;
+	g_cond_broadcast(&sets->changed);
+	g_mutex_unlock(&sets->lock);
 }
 
 void kfs_sets_on_change(struct kfs_sets *sets, void (*fn)(void *data), void *data)
@@ -704,6 +881,7 @@ bool kfs_sets_destroy(struct kfs_sets *sets)
 	kfs_backend_destroy(sets->backends[KFS_BACKEND_BTRFS]);
 	g_ptr_array_unref(sets->live);
 	g_ptr_array_unref(sets->reaped);
+	g_cond_clear(&sets->changed);
 	g_mutex_clear(&sets->lock);
 	g_mutex_clear(&sets->take_lock);
 	g_free(sets->lock_path);

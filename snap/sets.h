@@ -52,6 +52,37 @@ char *kfs_sets_latest_name(struct kfs_sets *sets);
 /* References to every live set, oldest first; free with kfs_sets_list_free. */
 GPtrArray *kfs_sets_list(struct kfs_sets *sets);
 
+/*
+ * Open file and directory handles of the mount, for idle_timeout and
+ * max_age.  SET is the set the handle is in, NULL for kolabfs's own files
+ * and directories (/, /snapshots, /status).  Each open is paired with one
+ * close.
+ */
+void kfs_sets_handle_open(struct kfs_sets *sets, struct kfs_set *set);
+void kfs_sets_handle_close(struct kfs_sets *sets, struct kfs_set *set);
+
+/* When (g_get_monotonic_time()) the last open handle was closed, or when
+ * the sets were created if none ever was; -1 while a handle is open. */
+gint64 kfs_sets_idle_since(struct kfs_sets *sets);
+
+/*
+ * max_age: drop the set like kfs_sets_drop, unless a file or directory in
+ * it is open.  Then it is marked expired and -EBUSY returned; closing its
+ * last handle counts as a change (kfs_sets_wait), so the caller can try
+ * again.  Both outcomes are logged.  -ENOENT if there is no such set.
+ */
+int kfs_sets_expire(struct kfs_sets *sets, const char *name);
+
+/*
+ * Changes for a thread that acts on them: a set taken, the last handle of
+ * the mount or of an expired set closed, kfs_sets_poke.  kfs_sets_wait
+ * returns once the count differs from SEEN or the monotonic time UNTIL
+ * (G_MAXINT64: none) has come, with the count then.
+ */
+guint64 kfs_sets_changes(struct kfs_sets *sets);
+guint64 kfs_sets_wait(struct kfs_sets *sets, guint64 seen, gint64 until);
+void kfs_sets_poke(struct kfs_sets *sets);
+
 /* /status: live health of every set, as JSON text (newly allocated). */
 char *kfs_sets_status_json(struct kfs_sets *sets);
 

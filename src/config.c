@@ -816,7 +816,9 @@ same_name:
 static bool kfs_conf_parse_main(struct kfs_conf_parser *p,
 				const struct kfs_conf_group *g, GError **error)
 {
-	static const char *const known[] = { "state_dir", "name_format", NULL };
+	static const char *const known[] = {
+		"state_dir", "name_format", "idle_timeout", "max_age", NULL
+	};
 	struct kfs_config *cfg = p->cfg;
 	char *value;
 
@@ -855,7 +857,13 @@ static bool kfs_conf_parse_main(struct kfs_conf_parser *p,
 		g_free(cfg->name_format);
 		cfg->name_format = value;
 	}
-	return true;
+	return kfs_conf_get_uint(p, g, "idle_timeout",
+				 "a whole number of seconds", 0,
+				 KFS_MAX_LIFETIME_SECONDS, 0, &cfg->idle_timeout,
+				 error) &&
+	       kfs_conf_get_uint(p, g, "max_age",
+				 "a whole number of seconds", 0,
+				 KFS_MAX_LIFETIME_SECONDS, 0, &cfg->max_age, error);
 }
 
 /* Keys of one backend, refused in the other's volumes. */

@@ -12,6 +12,8 @@
 /* A classic LVM snapshot without snapshot_size: a fifth of its origin. */
 #define KFS_DEFAULT_SNAPSHOT_PERCENT 20
 #define KFS_DEFAULT_SNAPSHOT_SIZE "20%ORIGIN"
+/* idle_timeout and max_age: at most a year, in seconds; 0 is off. */
+#define KFS_MAX_LIFETIME_SECONDS (366u * 86400u)
 
 enum kfs_backend_kind { KFS_BACKEND_BTRFS, KFS_BACKEND_LVM };
 
@@ -102,6 +104,9 @@ struct kfs_config {
 	char *state_dir;        /* absolute, canonical */
 	int state_dir_line;     /* 0 when it is the default */
 	char *name_format;
+	unsigned int idle_timeout;      /* seconds without an open handle
+					 * before kolabfs unmounts; 0: never */
+	unsigned int max_age;           /* seconds a set lives; 0: until dropped */
 	struct kfs_volume_conf *volumes;
 	size_t n_volumes;
 	struct kfs_copy_conf *copies;

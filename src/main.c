@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,7 @@
 #include "../snap/mysql.h"
 #include "../snap/sets.h"
 #include "config.h"
+#include "expire.h"
 #include "log.h"
 #include "options.h"
 
@@ -28,6 +30,7 @@ struct kfs_main {
 	struct kfs_sets *sets;
 	struct kfs_fs *fs;
 	struct fuse_session *se;
+	struct kfs_expire *expire;      /* idle_timeout, max_age; NULL if off */
 };
 
 /* Open files hold a descriptor each; tools like restic open many. */
@@ -123,6 +126,10 @@ static void print_check(const struct kfs_config *cfg)
 
 	printf("%s: OK\n", cfg->file);
 	printf("state_dir: %s\n", cfg->state_dir);
+	if (cfg->idle_timeout)
+		printf("idle_timeout: %u s without an open file, then unmount\n", cfg->idle_timeout);
+	if (cfg->max_age)
+		printf("max_age: %u s, then a set is dropped\n", cfg->max_age);
 	for (i = 0; i < cfg->n_volumes; i++)
 		print_volume(&cfg->volumes[i], &lvm);
 	kfs_lvm_destroy(lvm);
@@ -161,7 +168,22 @@ static int stage_mount(struct kfs_main *m)
 		kfs_err("cannot mount on %s", m->opts.mountpoint);
 		return -1;
 	}
+	kfs_fs_readahead_prepare(m->fs, m->opts.mountpoint);
 	return 0;
+}
+
+/*
+ * The loop returns the (positive) number of the signal that ended it:
+ * SIGTERM, SIGINT and SIGHUP ask for an unmount, as umount(8) does, and
+ * that is no failure.
+ */
+static int serve_result(int ret)
+{
+	if (ret > 0) {
+		kfs_info("%s: unmounting", strsignal(ret));
+		return 0;
+	}
+	return ret;
 }
 
 static int stage_serve(struct kfs_main *m)
@@ -174,9 +196,10 @@ static int stage_serve(struct kfs_main *m)
 	if (!m->opts.foreground)
 		kfs_log_to_syslog();
 	kfs_sets_daemonized(m->sets);
+	m->expire = kfs_expire_start(m->cfg, m->sets, m->opts.mountpoint);
 	kfs_info("mounted on %s", m->opts.mountpoint);
 	if (m->opts.singlethread)
-		return fuse_session_loop(m->se);
+		return serve_result(fuse_session_loop(m->se));
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, m->opts.clone_fd);
 	fuse_loop_cfg_set_max_threads(lc, m->opts.max_threads);
@@ -184,7 +207,19 @@ static int stage_serve(struct kfs_main *m)
 		fuse_loop_cfg_set_idle_threads(lc, m->opts.max_idle_threads);
 	ret = fuse_session_loop_mt(m->se, lc);
 	fuse_loop_cfg_destroy(lc);
-	return ret;
+	return serve_result(ret);
+}
+
+/*
+ * A second SIGTERM (kolabfs-hook and systemd both send one to the process
+ * and one to its group) must not kill kolabfs half-way through dropping
+ * its sets; any thread could take it once libfuse's handlers are gone.
+ */
+static void ignore_signals(void)
+{
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 /* Undo every stage that was reached; the sets go last, after the kernel
@@ -195,6 +230,8 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 {
 	bool complete;
 
+	/* First: it must not drop a set or unmount while this tears down. */
+	kfs_expire_stop(m->expire);
 	if (m->se) {
 		kfs_fs_set_session(m->fs, NULL);
 		if (mounted)
@@ -202,6 +239,7 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 		fuse_remove_signal_handlers(m->se);
 		fuse_session_destroy(m->se);
 	}
+	ignore_signals();
 	kfs_fs_destroy(m->fs);
 	complete = kfs_sets_destroy(m->sets);
 	kfs_config_destroy(m->cfg);

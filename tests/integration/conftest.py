@@ -9,6 +9,8 @@
     config     path of a good kolabfs.conf for all of the above
     kolabfs    kolabfs mounted with that config (kfs.Kolabfs), unmounted after
     kolabfs_factory  make more Kolabfs objects; each is cleaned up after
+    foreground make kfs.Foreground objects (kolabfs -f, its log and exit
+               status kept); each is cleaned up after
 
 Set KOLABFS_BUILDDIR if kolabfs was built outside the source tree.
 """
@@ -93,6 +95,21 @@ def kolabfs_factory(work):
     def make(config, mountpoint=None):
         _need_binary()
         k = kfs.Kolabfs(work, config, mountpoint or os.path.join(work, "mnt"))
+        made.append(k)
+        return k
+
+    yield make
+    for k in made:
+        k.cleanup()
+
+
+@pytest.fixture
+def foreground(work):
+    made = []
+
+    def make(config, **kw):
+        _need_binary()
+        k = kfs.Foreground(work, config, **kw)
         made.append(k)
         return k
 

@@ -9,6 +9,8 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
+import signal
 import socket
 import stat
 import subprocess
@@ -763,6 +765,80 @@ class Kolabfs:
                     os.kill(pid, 9)
         except Exception:
             pass
+
+
+class Foreground:
+    """`kolabfs -f CONFIG MOUNTPOINT` as a child process, so that its exit
+    status and everything it logs (stderr, kept in a file: it never goes to
+    syslog) can be checked.  ENV adds environment variables."""
+
+    def __init__(self, work, config, mountpoint=None, env=None, name="kolabfs-f"):
+        self.work, self.config = work, config
+        self.mp = mountpoint or os.path.join(work, "mnt")
+        self.log_path = os.path.join(work, name + ".log")
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def path(self, *p):
+        return os.path.join(self.mp, *p)
+
+    def spawn(self):
+        """Start it; return at once."""
+        os.makedirs(self.mp, exist_ok=True)
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([KOLABFS, "-f", self.config, self.mp],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def start(self, timeout=120):
+        """Start it and wait (bounded) until the first set is in the mount."""
+        self.spawn()
+        manifest = self.path("snapshots", "latest", "MANIFEST.json")
+        wait_until(lambda: self.proc.poll() is not None or os.path.isfile(manifest), timeout,
+                   "kolabfs -f to mount")
+        assert self.proc.poll() is None, "kolabfs exited %d:\n%s" % (self.proc.returncode,
+                                                                    self.log())
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=60):
+        """Wait (bounded) until a line of the log matches the regex."""
+        rx = re.compile(pattern, re.M)
+        try:
+            return wait_until(lambda: rx.search(self.log()), timeout, "log line /%s/" % pattern)
+        except AssertionError as e:
+            raise AssertionError("%s; the log:\n%s" % (e, self.log()))
+
+    def wait_exit(self, timeout=60):
+        """Wait (bounded) for the process to end; its exit status."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("kolabfs pid %d did not exit within %ds:\n%s\n%s"
+                                 % (self.pid, timeout, self.log(), process_report(self.pid)))
+
+    def cleanup(self):
+        """Best effort, for fixture teardown after a failure."""
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)       # stopped at a test point
+        if is_mounted(self.mp):
+            if subprocess.run(["fusermount3", "-u", self.mp], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", self.mp], capture_output=True)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def as_nobody_errno(pycode):

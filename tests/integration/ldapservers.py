@@ -200,11 +200,14 @@ class DirSrv(Server):
         self.defaults = os.path.join(base, "defaults.inf")
         self.pw_file = os.path.join(base, "dm.pw")
 
+    def ns_argv(self, argv=()):
+        """argv (dscreate, dsctl ...) to run where defaults.inf points into base."""
+        return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation",
+                "private", "--", sys.executable, "-c", NS_INIT, self.defaults] + list(argv)
+
     def ns(self, argv, check=True, timeout=300, **kw):
         """Run argv (dscreate, dsctl ...) where defaults.inf points into base."""
-        return run(["unshare", "--mount", "--pid", "--fork", "--mount-proc",
-                    "--propagation", "private", "--", sys.executable, "-c", NS_INIT,
-                    self.defaults] + list(argv), check=check, timeout=timeout, **kw)
+        return run(self.ns_argv(argv), check=check, timeout=timeout, **kw)
 
     def create(self):
         os.makedirs(self.base, exist_ok=True)

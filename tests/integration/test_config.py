@@ -56,6 +56,12 @@ BAD = {
                                  "[copy:spool]", [r"copy:spool"]),
     "duplicate-group": (lambda t, w, m: t + "[volume:imap]\nbackend = btrfs\npath = %s\n"
                         % os.path.join(m, "extra"), "[volume:imap]", [r"volume:imap"]),
+    "idle-timeout-with-unit": (lambda t, w, m: _insert_after(t, "[kolabfs]", "idle_timeout = 2s"),
+                               "idle_timeout = 2s", [r"\[kolabfs\] idle_timeout: .*seconds.*\"2s\""]),
+    "max-age-negative": (lambda t, w, m: _insert_after(t, "[kolabfs]", "max_age = -60"),
+                         "max_age = -60", [r"\[kolabfs\] max_age: .*seconds.*\"-60\""]),
+    "max-age-too-big": (lambda t, w, m: _insert_after(t, "[kolabfs]", "max_age = 99999999999"),
+                        "max_age = 99999999999", [r"\[kolabfs\] max_age: "]),
     "not-a-key-file": (lambda t, w, m: _insert_after(t, "[kolabfs]", "this is not a key file line"),
                        "this is not a key file line", [r"this is not a key file line"]),
 }
@@ -129,6 +135,22 @@ def test_check_accepts_a_good_config_and_creates_nothing(work, btrfs, tree, conf
     assert [t for t in kfs.mounts_under(work) if t != os.path.realpath(btrfs.mnt)] == []
 
 
+def test_check_shows_idle_timeout_and_max_age(work, btrfs, tree, config):
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("[kolabfs]\n", "[kolabfs]\nidle_timeout = 600\nmax_age = 86400\n", 1))
+    p = kfs.run([kfs.KOLABFS, "--check", config], check=False, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "idle_timeout: 600 s without an open file, then unmount\n" in p.stdout, p.stdout
+    assert "max_age: 86400 s, then a set is dropped\n" in p.stdout, p.stdout
+    with open(config, "w") as f:                    # off: not mentioned
+        f.write(text)
+    p = kfs.run([kfs.KOLABFS, "--check", config], check=False, timeout=120)
+    assert p.returncode == 0 and "idle_timeout" not in p.stdout and "max_age" not in p.stdout, \
+        p.stdout
+
+
 def test_version_and_help():
     p = kfs.run([kfs.KOLABFS, "--version"], check=False)
     assert p.returncode == 0, p.stderr
@@ -153,7 +175,8 @@ LONG_PATH = "/" + "/".join(["d" * 200] * 25)            # 5025 bytes > PATH_MAX
 # group -> (header, [(key, good value)]); {work} {mnt} {pw} {copy} filled in
 GROUPS = {
     "kolabfs": ("[kolabfs]", [("state_dir", "{work}/state"),
-                              ("name_format", "%Y-%m-%dT%H%M%SZ")]),
+                              ("name_format", "%Y-%m-%dT%H%M%SZ"),
+                              ("idle_timeout", "3600"), ("max_age", "86400")]),
     "volume:extra": ("[volume:extra]", [("backend", "btrfs"), ("path", "{mnt}/extra"),
                                         ("subdir", "."), ("preset", "cyrus-spool"),
                                         ("exclude", "*.tmp;cache/")]),
@@ -176,6 +199,8 @@ ACCEPTED = object()     # the value is valid: --check accepts the config
 KEY_CASES = {
     ("kolabfs", "state_dir"): {"type": "var/lib/kolabfs", "range": LONG_PATH},
     ("kolabfs", "name_format"): {"type": "backup", "range": "%A" * 40},
+    ("kolabfs", "idle_timeout"): {"type": "1h", "range": "31622401"},
+    ("kolabfs", "max_age"): {"type": "-1", "range": "99999999999"},
     ("volume:extra", "backend"): {"type": "1", "range": "zfs"},
     ("volume:extra", "path"): {"type": "srv/spool", "range": LONG_PATH},
     ("volume:extra", "subdir"): {"type": "/data", "range": "a/../../etc", "empty": ACCEPTED},

@@ -4,6 +4,7 @@ fstab work through mount.fuse3."""
 import errno
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -47,6 +48,28 @@ def test_unmount_tears_every_set_down(how, btrfs, tree, config, kolabfs_factory)
     else:
         os.kill(pid, getattr(signal, how))
     _assert_gone(btrfs, k, pid, before)
+
+
+@pytest.mark.parametrize("sig,name", [("SIGTERM", "Terminated"), ("SIGINT", "Interrupt"),
+                                      ("SIGHUP", "Hangup")])
+def test_a_signal_unmounts_like_umount_and_exits_0(sig, name, btrfs, tree, config, work):
+    """SIGHUP does not reload: like SIGTERM and SIGINT it unmounts, drops
+    every set and, that done, exits 0 (kolabfs(8), SIGNALS)."""
+    before = btrfs.subvolumes()
+    k = kfs.Foreground(work, config).start()
+    try:
+        os.mkdir(k.path("snapshots", "second"))
+        os.kill(k.pid, getattr(signal, sig))
+        rc = k.wait_exit(60)
+    finally:
+        k.cleanup()
+    log = k.log()
+    assert rc == 0, log
+    assert "%s: unmounting" % name in log, log
+    assert "set second dropped" in log, log
+    assert not kfs.is_mounted(k.mp)
+    assert btrfs.subvolumes() == before
+    assert os.listdir(os.path.join(work, "state", "sets")) == []
 
 
 def test_kill9_then_next_start_reaps(btrfs, tree, config, kolabfs_factory):
@@ -130,6 +153,91 @@ def test_second_instance_on_one_state_dir_is_refused(btrfs, tree, config, work, 
     assert btrfs.subvolumes() == subvols
     assert os.path.isfile(k.latest("MANIFEST.json")), "the first mount was disturbed"
     k.stop()
+
+
+def _stopped(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return any(l.split()[1:2] == ["T"] for l in f if l.startswith("State:"))
+    except FileNotFoundError:
+        return False
+
+
+def test_a_second_kolabfs_does_not_reap_a_first_one_busy_with_its_set(
+        btrfs, tree, config, work, kolabfs_factory):
+    """The first kolabfs is stopped half-way through its first set: its
+    record and its first snapshot look exactly like a crash's leftovers.  A
+    second one on the same config (same state_dir, same mountpoint) must
+    refuse, name the first, and reap nothing; the first then completes."""
+    before = btrfs.subvolumes()
+    first = kfs.Foreground(work, config, env={"KOLABFS_TEST_STOP_AT": "snapshot"}).spawn()
+    try:
+        kfs.wait_until(lambda: _stopped(first.pid) or first.proc.poll() is not None, 120,
+                       "the first kolabfs to stop after its first snapshot")
+        assert first.proc.poll() is None, first.log()
+        live = btrfs.subvolume_ids()
+        live = {p: i for p, i in live.items() if p not in before}
+        assert len(live) == 1, live
+        records = os.listdir(os.path.join(work, "state", "sets"))
+        assert len(records) == 1
+
+        second = kolabfs_factory(config)            # the same mountpoint
+        assert second.start() != 0
+        assert "in use by another kolabfs (pid %d)" % first.pid in second.err, second.err
+        assert "reaped" not in second.err, second.err
+        assert not kfs.is_mounted(second.mp)
+        now = btrfs.subvolume_ids()
+        assert all(now.get(p) == i for p, i in live.items()), "the second one reaped the first's"
+        assert os.listdir(os.path.join(work, "state", "sets")) == records
+
+        os.kill(first.pid, signal.SIGCONT)
+        kfs.wait_until(lambda: os.path.isfile(first.path("snapshots", "latest", "MANIFEST.json"))
+                       or first.proc.poll() is not None, 120, "the first kolabfs to mount")
+        assert first.proc.poll() is None, first.log()
+        m = kfs.Kolabfs(work, config, first.mp).manifest()
+        assert m["warnings"] == [], m["warnings"]
+        assert {os.path.relpath(v["snapshot"], btrfs.mnt) for v in m["volumes"].values()} \
+            == set(btrfs.subvolumes()) - before
+        assert set(live) <= set(btrfs.subvolumes())
+    finally:
+        if first.proc.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+        first.cleanup()
+    assert first.proc.returncode == 0, first.log()
+    assert btrfs.subvolumes() == before
+
+
+def test_two_kolabfs_started_at_once_on_one_config(btrfs, tree, config, work):
+    """Started together (same config, same mountpoint): one mounts, the
+    other refuses with a message naming the state_dir and the winner, and
+    the winner's set is complete and untouched.  A few rounds, since the
+    order is up to the scheduler."""
+    before = btrfs.subvolumes()
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    for round_ in range(3):
+        procs = [subprocess.Popen([kfs.KOLABFS, config, mp], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+        ok = [r for r in results if r[2] == 0]
+        refused = [r for r in results if r[2] != 0]
+        assert len(ok) == 1 and len(refused) == 1, results
+        err = refused[0][1]
+        assert "state_dir %s is in use by another kolabfs (pid " % os.path.join(work, "state") \
+            in err, err
+        assert "reaped" not in err + ok[0][1], results
+        assert kfs.is_mounted(mp)
+        k = kfs.Kolabfs(work, config, mp)
+        m = k.manifest()
+        assert m["warnings"] == [], m["warnings"]
+        mine = {os.path.relpath(v["snapshot"], btrfs.mnt) for v in m["volumes"].values()}
+        assert set(btrfs.subvolumes()) == before | mine and len(mine) == len(kfs.VOLUMES)
+        pids = kfs.kolabfs_pids(mp)
+        assert len(pids) == 1, pids
+        k.pid = pids[0]
+        k.stop()
+        assert btrfs.subvolumes() == before, "round %d left snapshots" % round_
 
 
 def test_start_on_a_missing_mountpoint_fails_cleanly(btrfs, tree, config, work):

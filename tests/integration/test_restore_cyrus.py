@@ -23,100 +23,60 @@ state before (tests/integration/cyrus.py: cyrus.state):
     single-instance store's hard links intact;
   - which set holds a message (7).
 The set restored from is the backup: an `rsync -aH` copy of the set.
+
+Section 12, the whole server (test_whole_server): a real 389-ds, MariaDB and
+Cyrus with the same users, one set of all three (restic), restored on a
+new server: a fresh 389-ds instance (ldif2db), new btrfs subvolumes for the
+datadir, spool and metadata; then the directory's entries, the database's
+rows and the mail are those of the set, and the guide's check finds every
+mail and Roundcube user in the directory.
 """
 import json
 import os
 import re
-import subprocess
-
-import pytest
+from urllib.parse import quote
 
 import cyrus
+import guide
 import kfs
-from test_cyrus import assert_single_instance, cyrus_config
+from ldapservers import DirSrv, normalised_ldif, ssha, write_secret
+from mariadb import MariaDB
+from test_cyrus import assert_single_instance, cyrus_config, restic_backup, restic_env
+from test_restore_mysql import MysqlUserServer
 
-GUIDE = os.path.join(kfs.SRCDIR, "doc", "restore.md")
 VARS = {"SET", "SETS", "SPOOL", "CONFDIR", "SCRATCH", "MBOX", "MSGID", "XUID", "USERID"}
 BLOCK_NAMES = {"cyrus-vars", "cyrus-find-set", "cyrus-unexpunge-list", "cyrus-unexpunge",
                "cyrus-message-from-set", "cyrus-mailboxes-in-set", "cyrus-mailboxes-check",
                "cyrus-mailboxes-restore", "cyrus-user-files", "cyrus-whole-spool",
                "cyrus-list-mailboxes"}
-
-
-def guide_sections():
-    """The text of every section whose heading is "## N. Cyrus: ..."."""
-    with open(GUIDE) as f:
-        text = f.read()
-    parts = re.split(r"(?m)^(?=## )", text)
-    mine = [p for p in parts if re.match(r"## \d+\. Cyrus: ", p)]
-    assert mine, "no Cyrus sections in doc/restore.md"
-    return "".join(mine)
-
-
-def parse_blocks(section):
-    """{name: code} of the ```sh blocks marked <!-- test: name -->; fails on
-    a fenced block that is not marked."""
-    blocks, lines, i = {}, section.splitlines(), 0
-    while i < len(lines):
-        if lines[i].startswith("```"):
-            m = re.fullmatch(r"<!-- test: ([a-z0-9-]+) -->", lines[i - 1].strip())
-            assert m and lines[i] == "```sh", \
-                "unmarked code block in the Cyrus sections of doc/restore.md: %r" % lines[i + 1]
-            j = lines.index("```", i + 1)
-            assert m.group(1) not in blocks, "block %s twice" % m.group(1)
-            blocks[m.group(1)] = "\n".join(lines[i + 1:j]) + "\n"
-            i = j
-        i += 1
-    return blocks
-
-
-BLOCKS = parse_blocks(guide_sections())
+PART = guide.Part(r"\d+\. Cyrus: ", "the Cyrus sections")
+SERVER_VARS = {"SET", "NAME", "INST", "LDIFDIR", "LDAPI", "SUFFIX", "DATADIR", "SPOOL",
+               "CONFDIR"}
+SERVER_BLOCKS = {"server-vars", "server-manifest", "server-places", "server-directory",
+                 "server-files", "server-check", "server-drop-fresh"}
+SERVER = guide.Part(r"12\. The whole server", "section 12")
+SUFFIX = "dc=example,dc=org"
+LDAP_COMPARE = ("*", "nsUniqueId", "createTimestamp", "creatorsName")
 
 
 def test_guide_blocks_are_all_run():
-    section = guide_sections()
-    assert set(BLOCKS) == BLOCK_NAMES
-    prev = ""
-    for line in section.splitlines():
-        assert not (line.startswith("    ") and prev.strip() == ""), \
-            "indented code block in the Cyrus sections (not run by a test): %r" % line
-        prev = line
-    names = set(re.findall(r"^([A-Z]+)=", BLOCKS["cyrus-vars"], re.M))
-    assert names == VARS, "the guide's variables changed: %s" % names
+    PART.check(BLOCK_NAMES, "cyrus-vars", VARS)
+    SERVER.check(SERVER_BLOCKS, "server-vars", SERVER_VARS)
 
 
-class Guide:
+def imapd_conf_is(server):
+    """argv prefix: a private mount namespace where /etc/imapd.conf is the
+    configuration of server (a cyrus.Cyrus)."""
+    return ["unshare", "-m", "--propagation", "private", "--", "bash", "-c",
+            'mount --bind "$0" /etc/imapd.conf && exec "$@"', server.conf]
+
+
+class Guide(guide.Runner):
     """Runs the guide's blocks with the test's variables, /etc/imapd.conf
     being the given server's configuration."""
 
     def __init__(self, work, server, **variables):
-        self.work = work
-        self.server = server
-        self.vars = dict(variables)
-
-    def run(self, name, check=True, **more):
-        code = BLOCKS[name]
-        env = dict(os.environ, **{**self.vars, **more})
-        env["KFS_IMAPD_CONF"] = self.server.conf
-        env["KFS_BLOCK"] = code
-        used = set(re.findall(r"\$\{?([A-Z]+)", code))
-        assigned = set(re.findall(r"^\s*([A-Z]+)=", code, re.M)) | set(
-            re.findall(r"for ([A-Z]+) in", code))
-        assert used - assigned <= set(env), "block %s: unset %s" % (name, used - assigned - set(env))
-        script = ('mount --bind "$KFS_IMAPD_CONF" /etc/imapd.conf\n'
-                  'exec bash -euo pipefail -c "$KFS_BLOCK"\n')
-        out, err = (os.path.join(self.work, "block." + s) for s in ("out", "err"))
-        with open(out, "w+") as fo, open(err, "w+") as fe:
-            p = subprocess.run(["unshare", "-m", "--propagation", "private", "--",
-                                "bash", "-c", script], env=env, stdout=fo, stderr=fe,
-                               stdin=subprocess.DEVNULL, cwd=self.work, timeout=300)
-            fo.seek(0)
-            fe.seek(0)
-            stdout, stderr = fo.read(), fe.read()
-        if check:
-            assert p.returncode == 0, "block %s failed (%d):\n%s\nstdout: %s\nstderr: %s" % (
-                name, p.returncode, code, stdout, stderr)
-        return stdout
+        super().__init__(PART, work, prefix=imapd_conf_is(server), **variables)
 
 
 def msgid(n):
@@ -263,38 +223,73 @@ def test_restore_cyrus(work, btrfs, kolabfs_factory):
         c.stop()
 
 
-def test_whole_server(work, btrfs, kolabfs_factory):
-    """Cyrus and MariaDB back from one set, as restic stored it, into clean
-    directories: every mailbox, message and flag of the set, the database
-    exactly at the set's binary log position, and the database's Kolab
-    users are the mail users."""
-    from mariadb import MariaDB
-    from test_cyrus import restic_backup, restic_env
+def people_ldif(users):
+    """ou=People with one entry per mail user, as Kolab keeps them."""
+    out = ["dn: ou=People,%s\nobjectClass: organizationalUnit\nou: People\n" % SUFFIX]
+    for u in users:
+        given, sn = (p.capitalize() for p in u.split("."))
+        out.append("dn: uid=%s,ou=People,%s\nobjectClass: inetOrgPerson\n"
+                   "objectClass: mailRecipient\nuid: %s\ncn: %s %s\ngivenName: %s\nsn: %s\n"
+                   "mail: %s\nmailHost: imap.example.org\nuserPassword: %s\n"
+                   % (u, SUFFIX, u, given, sn, given, sn, cyrus.addr(u), ssha("pw-" + u)))
+    return "\n".join(out)
 
+
+def create_roundcube_users(db, users):
+    """Roundcube's users table (its columns that matter here): one row per
+    user who logged in to the webmail, username = the mail address."""
+    db.sql("CREATE DATABASE roundcube")
+    db.sql("CREATE TABLE roundcube.users (user_id INT AUTO_INCREMENT PRIMARY KEY, "
+           "username VARCHAR(128) NOT NULL, mail_host VARCHAR(128) NOT NULL, "
+           "created DATETIME NOT NULL, UNIQUE (username, mail_host)) ENGINE=InnoDB")
+    for u in users:
+        db.sql("INSERT INTO roundcube.users (username, mail_host, created) "
+               "VALUES (%s, 'localhost', NOW())", cyrus.addr(u))
+
+
+def roundcube_users(db):
+    return sorted(r[0] for r in db.sql("SELECT username FROM roundcube.users"))
+
+
+def test_whole_server(work, btrfs, kolabfs_factory):
+    """Section 12: 389-ds, MariaDB and Cyrus back from one set, as restic
+    stored it, on a new server (a fresh 389-ds instance, the packages'
+    fresh directories): every directory entry, row, mailbox, message and
+    flag of the set and nothing after it; the database at the set's binary
+    log position; the users of the mail, the directory and the database
+    are the same, and the guide's check says so (and names a user missing
+    from the directory)."""
     datadir = btrfs.path("mysql")
     # log_bin relative to the datadir (README): a copy starts anywhere
     db = MariaDB(datadir, os.path.join(work, "run-db"), log_bin="mysql-bin")
     c = cyrus.Cyrus(os.path.join(work, "cyrus"), btrfs.path("spool"), btrfs.path("imap"))
-    new = newdb = None
+    ds = DirSrv(os.path.join(work, "ds"), "kolab", {"userroot": SUFFIX})
+    newds = new = newdb = None
     try:
+        ds.create()
+        ds.start()
+        ds.add(people_ldif(cyrus.USERS))
         db.install()
         db.start()
         c.start()
         store = cyrus.populate(c)
-        db.sql("CREATE DATABASE kolab")
-        db.sql("CREATE TABLE kolab.users (uid VARCHAR(64) PRIMARY KEY, mail VARCHAR(128)) "
-               "ENGINE=InnoDB")
-        for u in cyrus.USERS:
-            db.sql("INSERT INTO kolab.users VALUES (%s, %s)", u, cyrus.addr(u))
+        copies = {store.shared[0]: len(cyrus.USERS), store.shared[1]: 3}
+        create_roundcube_users(db, cyrus.USERS)
         before = cyrus.state(c)
+        directory = normalised_ldif(ds.search(SUFFIX, *LDAP_COMPARE))
 
-        conf = cyrus_config(work, btrfs, c, volumes=("spool", "imap", "mysql"),
-                            extra=["[mysql]", "socket = %s" % db.socket, "lock = ftwrl", ""])
+        pw = write_secret(os.path.join(work, "ds.pw"), ds.password + "\n")
+        conf = cyrus_config(work, btrfs, c, volumes=("spool", "imap", "mysql"), extra=[
+            "[mysql]", "socket = %s" % db.socket, "lock = ftwrl", "",
+            "[ldap:ds]", "uri = %s" % ds.uri, "bind_dn = %s" % ds.root_dn,
+            "password_file = %s" % pw, "mode = task", ""])
         k = kolabfs_factory(conf)
         k.start()
         k.check_started()
         manifest = k.manifest()
         assert manifest["mysql"]["consistency"] == "locked", manifest["mysql"]
+        [exported] = manifest["ldap"]["ds"]
+        assert exported["backend"] == "userroot" and exported["entries"] == len(cyrus.USERS) + 2
         kfs.run(["restic", "init", "-q"], env=restic_env(work))
         restic_backup(k, work)
         k.stop()
@@ -302,38 +297,84 @@ def test_whole_server(work, btrfs, kolabfs_factory):
         # life goes on after the set, then the server is lost
         n, msg = store.next("after the set", to=cyrus.addr("john.doe"))
         c.deliver([cyrus.addr("john.doe")], msg)
-        db.sql("INSERT INTO kolab.users VALUES ('late.user', 'late.user@example.org')")
+        db.sql("INSERT INTO roundcube.users (username, mail_host, created) "
+               "VALUES ('late.user@example.org', 'localhost', NOW())")
+        ds.add(people_ldif(["late.user"]).split("\n\n", 1)[1])
         c.stop()
         db.stop()
+        ds.stop()
 
         SET = os.path.join(work, "restored")
         kfs.run(["restic", "restore", "-q", "latest", "--target", SET], env=restic_env(work))
-        with open(os.path.join(SET, "MANIFEST.json")) as f:
-            assert json.load(f)["name"] == manifest["name"]
 
-        newdir = os.path.join(work, "new")
-        for d in ("spool", "imap"):
-            os.makedirs(os.path.join(newdir, d))
-        new = cyrus.Cyrus(os.path.join(newdir, "cyrus"), os.path.join(newdir, "spool"),
-                          os.path.join(newdir, "imap"))
-        Guide(work, new, SET=SET, SPOOL=new.spool, CONFDIR=new.confdir).run("cyrus-whole-spool")
-        kfs.run(["rsync", "-aHAX", "--numeric-ids", SET + "/mysql/", newdir + "/mysql/"])
-        newdb = MariaDB(os.path.join(newdir, "mysql"), os.path.join(work, "run-newdb"),
-                        log_bin="mysql-bin")
+        # the new server: its packages made a 389-ds instance and fresh
+        # (here: marked) directories for the datadir, spool and metadata
+        newds = DirSrv(os.path.join(work, "newds"), "kolab", {"userroot": SUFFIX}).create()
+        newdir = btrfs.path("new")
+        places = [os.path.join(newdir, d) for d in ("mysql", "spool", "imap")]
+        for d in places:
+            os.makedirs(d)
+            with open(os.path.join(d, "fresh-from-the-package"), "w") as f:
+                f.write("fresh\n")
+        newdb = MysqlUserServer(places[0], os.path.join(work, "run-newdb"), log_bin="mysql-bin")
+        new = cyrus.Cyrus(os.path.join(work, "newcyrus"), places[1], places[2])
+        home = os.path.join(work, "home")
+        os.makedirs(home)
+        g = guide.Runner(SERVER, work, prefix=newds.ns_argv() + imapd_conf_is(new),
+                         env={"HOME": home}, with_stderr=True, SET=SET, NAME="ds",
+                         INST=newds.inst, LDIFDIR=newds.ldifdir,
+                         LDAPI="ldapi://" + quote(newds.ldapi, safe=""), SUFFIX=SUFFIX,
+                         DATADIR=places[0], SPOOL=places[1], CONFDIR=places[2])
+
+        shown, end = json.JSONDecoder().raw_decode(g.run("server-manifest"))
+        assert shown == {"name": manifest["name"], "created": manifest["created"],
+                         "host": manifest["host"], "mysql": "locked",
+                         "ldap": {"ds": ["userroot: %d entries" % exported["entries"]]}}, shown
+        assert set(g.run("server-manifest")[end:].split()) == {
+            "MANIFEST.json", "ds", "etc", "imap", "mysql", "spool"}
+
+        g.run("server-places")
+        for d in places:
+            assert os.listdir(d) == [] and os.listdir(d + ".fresh") == ["fresh-from-the-package"]
+        assert {"new/mysql", "new/spool", "new/imap"} <= btrfs.subvolumes()
+
+        out = g.run("server-directory")
+        assert out.count("ldif2db successful") == 1, out
+        assert not [f for f in os.listdir(newds.ldifdir) if f.endswith(".ldif")]
+        g.run("server-files")
+        assert_single_instance(new.spool, store, copies)
+
+        # systemctl start dirsrv@kolab mariadb cyrus-imapd
+        newds.start()
         newdb.start()
         new.start()
 
-        assert cyrus.state(new) == before
-        users = sorted(r[0] for r in newdb.sql("SELECT uid FROM kolab.users"))
-        assert users == sorted(cyrus.USERS)
-        with new.login() as m:
-            mailboxes = cyrus.list_mailboxes(m)
-        assert sorted({n.split("/")[1].split("@")[0] for n in mailboxes}) == users, mailboxes
+        assert normalised_ldif(newds.search(SUFFIX, *LDAP_COMPARE)) == directory
+        for u in cyrus.USERS:
+            assert newds.binds("uid=%s,ou=People,%s" % (u, SUFFIX), "pw-" + u)
+        assert not newds.exists("uid=late.user,ou=People," + SUFFIX)
         assert newdb.sql("SELECT @@gtid_binlog_pos")[0][0] == manifest["mysql"]["gtid_position"]
+        assert roundcube_users(newdb) == sorted(cyrus.addr(u) for u in cyrus.USERS)
+        assert cyrus.state(new) == before
+        mail = sorted(l.split(": ", 1)[1] for l in newds.search(SUFFIX, "mail", filt="(mail=*)")
+                      .splitlines() if l.startswith("mail: "))
+        assert mail == roundcube_users(newdb)
+        with new.login() as m:
+            assert sorted({cyrus.addr(n.split("/")[1].split("@")[0])
+                           for n in cyrus.list_mailboxes(m)}) == mail
+
+        with open(os.path.join(home, ".my.cnf"), "w") as f:
+            f.write("[client]\nsocket = %s\nuser = root\n" % newdb.socket)
+        assert g.run("server-check") == ""
+        # a user the directory lacks is named, for the mail and the database
+        newds.delete("uid=jane.roe,ou=People," + SUFFIX)
+        assert g.run("server-check").splitlines() == [
+            "mailbox not in the directory: jane.roe@example.org",
+            "Roundcube user not in the directory: jane.roe@example.org"]
+
+        g.run("server-drop-fresh")
+        assert not any(os.path.exists(d + ".fresh") for d in places)
     finally:
-        for s in (new, c):
+        for s in (new, c, newdb, db, newds, ds):
             if s:
                 s.stop()
-        for d in (newdb, db):
-            if d:
-                d.stop()

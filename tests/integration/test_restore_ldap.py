@@ -24,10 +24,10 @@ import tempfile
 
 import pytest
 
+import guide
 import kfs
 from ldapservers import DirSrv, Slapd, kolab_ldif, normalised_ldif, tricky_ldif, write_secret
 
-GUIDE = os.path.join(kfs.SRCDIR, "doc", "restore.md")
 VARS = {"SET", "NAME", "INST", "CONFDIR", "LDIFDIR", "COPY", "BACKEND", "SUPPLIER", "PWFILE",
         "SUFFIX", "AGMT", "BASE", "SLAPD_D", "LDAPDB"}
 BLOCK_NAMES = {"ldap-vars", "ldap-manifest", "ds-restore-config", "ds-ldif2db",
@@ -39,69 +39,25 @@ COMPARE = ("*", "nsUniqueId", "createTimestamp", "creatorsName")
 REPL_DN, REPL_PW = "cn=replication manager,cn=config", "repl-secret-kolabfs"
 
 
-def guide_section():
-    with open(GUIDE) as f:
-        text = f.read()
-    start = text.index("\n## 6. ")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else len(text)]
-
-
-def parse_blocks(section):
-    """{name: code} of the ```sh blocks marked <!-- test: name -->; fails on
-    any fenced block that is not marked."""
-    blocks, lines, i = {}, section.splitlines(), 0
-    while i < len(lines):
-        if lines[i].startswith("```"):
-            m = re.fullmatch(r"<!-- test: ([a-z0-9-]+) -->", lines[i - 1].strip())
-            assert m and lines[i] == "```sh", \
-                "unmarked code block in doc/restore.md section 6: %r" % lines[i + 1]
-            j = lines.index("```", i + 1)
-            assert m.group(1) not in blocks, "block %s twice" % m.group(1)
-            blocks[m.group(1)] = "\n".join(lines[i + 1:j]) + "\n"
-            i = j
-        i += 1
-    return blocks
-
-
-BLOCKS = parse_blocks(guide_section())
+PART = guide.Part(r"6\. ", "section 6")
 
 
 def test_guide_blocks_are_all_run():
     """Every command of section 6 is in a marked block, and every marked
     block is one this file runs."""
-    section = guide_section()
-    assert set(BLOCKS) == BLOCK_NAMES
-    prev = ""
-    for line in section.splitlines():
-        assert not (line.startswith("    ") and prev.strip() == ""), \
-            "indented code block in section 6 (not run by a test): %r" % line
-        prev = line
-    names = set(re.findall(r"^([A-Z_]+)=", BLOCKS["ldap-vars"], re.M))
-    assert names == VARS, "the guide's variables changed: %s" % names
+    PART.check(BLOCK_NAMES, "ldap-vars", VARS)
 
 
-class Block:
-    """Runs the guide's blocks with the test's variables."""
+class Block(guide.Runner):
+    """Runs the guide's blocks with the test's variables; their stdout and
+    stderr (dsctl reports on stderr)."""
 
     def __init__(self, work, **variables):
-        self.work = work
-        self.vars = dict(variables)
+        super().__init__(PART, work, with_stderr=True, **variables)
 
     def run(self, name, ns=None, **more):
         """Run block NAME; with ns (a DirSrv), where dsctl finds that instance."""
-        code = BLOCKS[name]
-        env = dict(os.environ, **{**self.vars, **more})
-        used = set(re.findall(r"\$\{?([A-Z_]+)", code))
-        assert used <= set(env), "block %s: unset %s" % (name, used - set(env))
-        argv = ["bash", "-euo", "pipefail", "-c", code]
-        if ns:
-            p = ns.ns(argv, check=False, env=env, cwd=self.work, timeout=600)
-        else:
-            p = kfs.run(argv, check=False, env=env, cwd=self.work, timeout=600)
-        assert p.returncode == 0, "block %s failed (%d):\n%s\nstdout: %s\nstderr: %s" % (
-            name, p.returncode, code, p.stdout, p.stderr)
-        return p.stdout + p.stderr
+        return super().run(name, prefix=ns.ns_argv() if ns else None, **more)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """doc/restore.md, section 5 (MySQL/MariaDB): every command block is run.
 
 The guide's blocks are fenced ```sh blocks right after an HTML comment
-`<!-- test: NAME -->`.  This file extracts them and runs each one, as it
-stands, with `bash -euo pipefail`, against real MariaDB servers whose
-datadir is a btrfs subvolume (as /var/lib/mysql on a Debian server), after
+`<!-- test: NAME -->` (guide.py extracts and runs them).  This file runs
+each one, as it stands, with `bash -euo pipefail`, against real MariaDB
+servers whose datadir is a btrfs subvolume (as /var/lib/mysql on a Debian server), after
 kolabfs took a set of them under write load.  The guide's variables ($SET,
 $DATADIR, ...) are set to the test's paths, and `mariadb` and friends find
 the server through ~/.my.cnf ([client] socket), as they would find
@@ -21,17 +21,16 @@ import pwd
 import re
 import shutil
 import signal
-import subprocess
 import time
 
 import pymysql
 import pytest
 
+import guide
 import kfs
 from mariadb import MariaDB
 from test_mysql import Writers, check_consistent, create_bank, create_backup_user, mysql_config
 
-GUIDE = os.path.join(kfs.SRCDIR, "doc", "restore.md")
 # the variables the guide's blocks use, all set by the test
 VARS = {"SET", "DATADIR", "OLD", "COPY", "STOP", "DB"}
 # every marked block of section 5; each one is run below
@@ -40,58 +39,22 @@ BLOCK_NAMES = {"mysql-vars", "mysql-manifest", "mysql-restore-datadir", "mysql-r
                "mysql-reseed-replica", "mysql-reseed-replica-gtid", "mysql-replica-status",
                "mysql-one-database"}
 BANK_TABLES = "bank.accounts, bank.transfers, bank.audit"
-
-
-def guide_section():
-    with open(GUIDE) as f:
-        text = f.read()
-    start = text.index("\n## 5. ")
-    return text[start:text.index("\n## 6. ", start)]
-
-
-def parse_blocks(section):
-    """{name: code} of the ```sh blocks marked <!-- test: name -->; fails on
-    any fenced block that is not marked."""
-    blocks, lines, i = {}, section.splitlines(), 0
-    while i < len(lines):
-        if lines[i].startswith("```"):
-            m = re.fullmatch(r"<!-- test: ([a-z0-9-]+) -->", lines[i - 1].strip())
-            assert m and lines[i] == "```sh", \
-                "unmarked code block in doc/restore.md section 5: %r" % lines[i + 1]
-            j = lines.index("```", i + 1)
-            assert m.group(1) not in blocks, "block %s twice" % m.group(1)
-            blocks[m.group(1)] = "\n".join(lines[i + 1:j]) + "\n"
-            i = j
-        i += 1
-    return blocks
-
-
-BLOCKS = parse_blocks(guide_section())
+PART = guide.Part(r"5\. ", "section 5")
 
 
 def test_guide_blocks_are_all_run():
     """Every command of section 5 is in a marked block, and every marked
     block is one this file runs."""
-    section = guide_section()
-    assert set(BLOCKS) == BLOCK_NAMES
-    # no indented (unmarked, untested) code blocks in the section
-    prev = ""
-    for line in section.splitlines():
-        assert not (line.startswith("    ") and prev.strip() == ""), \
-            "indented code block in section 5 (not run by a test): %r" % line
-        prev = line
-    names = set(re.findall(r"^([A-Z]+)=", BLOCKS["mysql-vars"], re.M))
-    assert names == VARS, "the guide's variables changed: %s" % names
+    PART.check(BLOCK_NAMES, "mysql-vars", VARS)
 
 
-class Block:
+class Block(guide.Runner):
     """Runs the guide's blocks with the test's variables and client config."""
 
     def __init__(self, work, **variables):
-        self.work = work
         self.home = os.path.join(work, "home")
         os.makedirs(self.home, exist_ok=True)
-        self.vars = dict(variables)
+        super().__init__(PART, work, env={"HOME": self.home}, **variables)
         self.server = None
 
     def use(self, db):
@@ -101,25 +64,6 @@ class Block:
         with open(path, "w") as f:
             f.write("[client]\nsocket = %s\nuser = root\n" % db.socket)
         os.chmod(path, 0o600)
-
-    def run(self, name, **more):
-        code = BLOCKS[name]
-        env = dict(os.environ, HOME=self.home, **{**self.vars, **more})
-        used = set(re.findall(r"\$\{?([A-Z]+)", code))
-        assigned = set(re.findall(r"^([A-Z]+)=", code, re.M))
-        assert used - assigned <= set(env), "block %s: unset %s" % (name, used - assigned - set(env))
-        # files, not pipes: a server the block starts must not hold us up
-        out, err = (os.path.join(self.work, "block." + s) for s in ("out", "err"))
-        with open(out, "w+") as fo, open(err, "w+") as fe:
-            p = subprocess.run(["bash", "-euo", "pipefail", "-c", code], env=env,
-                               stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                               cwd=self.work, timeout=600)
-            fo.seek(0)
-            fe.seek(0)
-            stdout, stderr = fo.read(), fe.read()
-        assert p.returncode == 0, "block %s failed (%d):\n%s\nstdout: %s\nstderr: %s" % (
-            name, p.returncode, code, stdout, stderr)
-        return stdout
 
 
 class MysqlUserServer(MariaDB):

@@ -280,6 +280,8 @@ static void test_defaults(void)
 	g_assert_cmpstr(cfg->name_format, ==, KFS_DEFAULT_NAME_FORMAT);
 	g_assert_cmpuint(cfg->n_volumes, ==, 0);
 	g_assert_cmpuint(cfg->n_copies, ==, 1);
+	g_assert_cmpuint(cfg->idle_timeout, ==, 0);
+	g_assert_cmpuint(cfg->max_age, ==, 0);
 	kfs_config_destroy(cfg);
 
 	/* An empty optional value means "none". */
@@ -295,6 +297,27 @@ static void test_defaults(void)
 	cfg = load_text(VOL "subdir = ./\n", -1, &error);
 	g_assert_no_error(error);
 	g_assert_null(cfg->volumes[0].subdir);
+	kfs_config_destroy(cfg);
+}
+
+/* idle_timeout and max_age: seconds, 0 (the default) is off. */
+static void test_lifetimes(void)
+{
+	GError *error = NULL;
+	struct kfs_config *cfg;
+
+	cfg = load_text("[kolabfs]\nidle_timeout = 2\nmax_age = 86400 # a day\n" COPY,
+			-1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(cfg->idle_timeout, ==, 2);
+	g_assert_cmpuint(cfg->max_age, ==, 86400);
+	kfs_config_destroy(cfg);
+
+	cfg = load_text("[kolabfs]\nidle_timeout = 0\nmax_age = 31622400\n" COPY, -1,
+			&error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(cfg->idle_timeout, ==, 0);
+	g_assert_cmpuint(cfg->max_age, ==, KFS_MAX_LIFETIME_SECONDS);
 	kfs_config_destroy(cfg);
 }
 
@@ -617,7 +640,21 @@ static const struct error_case error_cases[] = {
 	  "nothing to back up" },
 	/* Unknown keys */
 	{ "key/kolabfs", "[kolabfs]\nstatedir = /x\n" COPY, 2, "kolabfs",
-	  "statedir", "unknown key, expected one of state_dir, name_format" },
+	  "statedir", "unknown key, expected one of state_dir, name_format, idle_timeout, max_age" },
+	/* Lifetimes: whole seconds, as every duration of kolabfs.conf */
+	{ "idle_timeout/unit", "[kolabfs]\nidle_timeout = 2s\n" COPY, 2,
+	  "kolabfs", "idle_timeout",
+	  "expected a whole number of seconds from 0 to 31622400, got \"2s\"" },
+	{ "idle_timeout/negative", "[kolabfs]\nidle_timeout = -1\n" COPY, 2,
+	  "kolabfs", "idle_timeout", "got \"-1\"" },
+	{ "idle_timeout/empty", COPY "[kolabfs]\nidle_timeout =\n", 4,
+	  "kolabfs", "idle_timeout", "expected a non-empty value" },
+	{ "idle_timeout/too-big", "[kolabfs]\n\nidle_timeout = 31622401\n" COPY,
+	  3, "kolabfs", "idle_timeout", "from 0 to 31622400, got \"31622401\"" },
+	{ "max_age/fraction", "[kolabfs]\nmax_age = 1.5\n" COPY, 2, "kolabfs",
+	  "max_age", "expected a whole number of seconds from 0 to 31622400, got \"1.5\"" },
+	{ "max_age/unit", "[kolabfs]\nidle_timeout = 60\nmax_age = 1h\n" COPY,
+	  3, "kolabfs", "max_age", "got \"1h\"" },
 	{ "key/volume", VOL "paht = /x\n", 4, "volume:v", "paht",
 	  "unknown key, expected one of backend, path," },
 	{ "key/copy", COPY "path = /usr\n", 3, "copy:c", "path",
@@ -1386,6 +1423,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/full", test_full);
 	g_test_add_func("/config/defaults", test_defaults);
+	g_test_add_func("/config/lifetimes", test_lifetimes);
 	g_test_add_func("/config/lvm", test_lvm);
 	g_test_add_func("/config/lvm/sizes", test_lvm_sizes);
 	g_test_add_func("/config/inline-comments", test_inline_comments);
