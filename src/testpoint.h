@@ -6,7 +6,8 @@
  * Stop the whole process (SIGSTOP) here if the environment variable
  * KOLABFS_TEST_STOP_AT names STAGE and it has not stopped before, so that
  * a test can SIGKILL it at exactly this point (or SIGCONT it, and it goes
- * on).  Without the variable it does nothing.  Stages:
+ * on).  "STAGE@N" stops the Nth time STAGE is reached instead (counted
+ * across sets).  Without the variable it does nothing.  Stages:
  * "locked", "snapshot", "ldap", "teardown" (see where they are called).
  */
 void kfs_test_point(const char *stage);

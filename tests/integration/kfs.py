@@ -770,10 +770,12 @@ class Kolabfs:
 class Foreground:
     """`kolabfs -f CONFIG MOUNTPOINT` as a child process, so that its exit
     status and everything it logs (stderr, kept in a file: it never goes to
-    syslog) can be checked.  ENV adds environment variables."""
+    syslog) can be checked.  ENV adds environment variables, ARGS options
+    (e.g. ["-d"])."""
 
-    def __init__(self, work, config, mountpoint=None, env=None, name="kolabfs-f"):
+    def __init__(self, work, config, mountpoint=None, env=None, name="kolabfs-f", args=()):
         self.work, self.config = work, config
+        self.args = list(args)
         self.mp = mountpoint or os.path.join(work, "mnt")
         self.log_path = os.path.join(work, name + ".log")
         self.env = dict(os.environ, **(env or {}))
@@ -790,7 +792,7 @@ class Foreground:
         """Start it; return at once."""
         os.makedirs(self.mp, exist_ok=True)
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([KOLABFS, "-f", self.config, self.mp],
+            self.proc = subprocess.Popen([KOLABFS, "-f", self.config, self.mp] + self.args,
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=self.env)
         return self
