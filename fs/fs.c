@@ -120,17 +120,27 @@ static void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	ret = sets_dir_access(req, parent);
 	if (ret == 0 && !strcmp(name, "latest"))
 		ret = -EEXIST;
-	if (ret == 0)
-		ret = kfs_sets_take(fs->sets, name, NULL, &error);
+	if (ret < 0) {
+		/* EPERM, EROFS: kolabfs's own answer about this directory. */
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = kfs_sets_take(fs->sets, name, NULL, &error);
 	if (ret == 0)
 		ret = kfs_fs_lookup_node(fs, kfs_node_of(req, parent), -1, name, &e);
 	if (error) {
 		kfs_err("mkdir %s: %s", name, error->message);
 		g_error_free(error);
 	}
+	/*
+	 * From taking the set, only what the caller can act on passes: a bad
+	 * or taken name, and a full disk (state_dir or a volume).  An EROFS or
+	 * EPERM from state_dir must not read as "kolabfs refuses mkdir here";
+	 * everything else is EIO, with the reason in the log.
+	 */
 	if (ret < 0)
-		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -EPERM ||
-				    ret == -EROFS ? -ret : EIO);
+		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -ENOSPC ||
+				    ret == -EDQUOT ? -ret : EIO);
 	else
 		fuse_reply_entry(req, &e);
 }

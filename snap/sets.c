@@ -289,7 +289,9 @@ static int record_write(const struct kfs_set *set, GError **error)
 	g_autofree char *data = NULL;
 	g_autoptr(GPtrArray) snaps = g_ptr_array_new();
 	struct timespec now;
+	GError *err = NULL;
 	size_t i;
+	int ret;
 
 	/* The coarse clock is the one btrfs stamps a new subvolume with: a
 	 * snapshot taken after this line is never stamped earlier. */
@@ -305,8 +307,13 @@ static int record_write(const struct kfs_set *set, GError **error)
 				   (const char *const *)snaps->pdata, snaps->len);
 	data = g_key_file_to_data(kf, NULL, NULL);
 	if (!g_file_set_contents_full(path, data, -1, G_FILE_SET_CONTENTS_CONSISTENT,
-				      0600, error))
-		return -EIO;
+				      0600, &err)) {
+		/* The first write into state_dir: a full one shows here, and
+		 * mkdir says ENOSPC rather than EIO. */
+		ret = g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOSPC) ? -ENOSPC : -EIO;
+		g_propagate_error(error, err);
+		return ret;
+	}
 	return 0;
 }
 

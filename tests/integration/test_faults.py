@@ -167,3 +167,164 @@ def test_ldap_server_stopped_during_an_export_fails_the_set_and_a_later_one_succ
     assert not write_waits(db, 10)
     drop_and_exit(k, btrfs, original)
     assert records(work) == []
+
+
+# --------------------------------------------------------------------------
+# 2. state_dir full or read-only, the origin filesystem full
+
+@pytest.fixture
+def statefs(work):
+    """A 2 MiB tmpfs as state_dir's parent; state_dir is <it>/state."""
+    d = os.path.join(work, "statefs")
+    os.mkdir(d)
+    kfs.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", d])
+    yield d
+    kfs.run(["umount", d], check=False)
+
+
+def state_config(work, btrfs, copy_paths, state_dir):
+    path = os.path.join(work, "kolabfs-state.conf")
+    with open(path, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, copies=copy_paths, state_dir=state_dir))
+    return path
+
+
+def fill(directory):
+    """Write into DIRECTORY until its filesystem says ENOSPC; the file."""
+    path = os.path.join(directory, "filler")
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 16))
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    return path
+
+
+def test_read_only_state_dir_fails_the_mount_naming_it(
+        work, btrfs, tree, copy_paths, statefs, kolabfs_factory):
+    state = os.path.join(statefs, "state")
+    os.mkdir(state, 0o700)
+    kfs.run(["mount", "-o", "remount,ro", statefs])
+    k = kolabfs_factory(state_config(work, btrfs, copy_paths, state))
+    assert k.start() != 0, k.err
+    assert state in k.err and "Read-only file system" in k.err, k.err
+    assert not kfs.is_mounted(k.mp)
+    assert btrfs.subvolumes() == set(kfs.VOLUMES)
+
+
+def test_full_state_dir_fails_mkdir_with_enospc_and_leaves_nothing(
+        work, btrfs, tree, copy_paths, statefs, foreground):
+    state = os.path.join(statefs, "state")
+    k = foreground(state_config(work, btrfs, copy_paths, state)).start()
+    first = os.readlink(k.path("snapshots", "latest"))
+    subvols = btrfs.subvolumes()
+    filler = fill(statefs)
+    with pytest.raises(OSError) as e:
+        os.mkdir(k.path("snapshots", "full"))
+    assert e.value.errno == errno.ENOSPC, e.value
+    log = k.log()
+    assert "mkdir full: " in log and os.path.join(state, "sets", "full") in log, log
+    assert "No space left on device" in log, log
+    assert set_names(k) == [first]
+    assert btrfs.subvolumes() == subvols
+    assert sorted(os.listdir(os.path.join(state, "sets"))) == [first]
+    os.unlink(filler)
+    os.mkdir(k.path("snapshots", "room-again"))
+    assert set_names(k) == sorted([first, "room-again"])
+    drop_and_exit(k, btrfs, set(kfs.VOLUMES))
+    assert os.listdir(os.path.join(state, "sets")) == []
+
+
+def test_state_dir_gone_read_only_fails_mkdir_with_eio_and_leaves_nothing(
+        work, btrfs, tree, copy_paths, statefs, foreground):
+    """EIO, not EROFS: EROFS on mkdir would read as kolabfs refusing it.
+
+    kolabfs keeps its lock file open for writing, so the tmpfs cannot be
+    remounted read-only under it ("busy"): a read-only bind mount over
+    state_dir/sets stands in for a filesystem the kernel turned read-only."""
+    state = os.path.join(statefs, "state")
+    sets = os.path.join(state, "sets")
+    k = foreground(state_config(work, btrfs, copy_paths, state)).start()
+    first = os.readlink(k.path("snapshots", "latest"))
+    subvols = btrfs.subvolumes()
+    kfs.run(["mount", "--bind", sets, sets])
+    try:
+        kfs.run(["mount", "-o", "remount,bind,ro", sets])
+        with pytest.raises(OSError) as e:
+            os.mkdir(k.path("snapshots", "ro"))
+        assert e.value.errno == errno.EIO, e.value
+        log = k.log()
+        assert "mkdir ro: %s: Read-only file system" % os.path.join(state, "sets", "ro") \
+            in log, log
+        assert set_names(k) == [first]
+        assert btrfs.subvolumes() == subvols
+    finally:
+        kfs.run(["umount", sets])
+    assert sorted(os.listdir(os.path.join(state, "sets"))) == [first]
+    os.mkdir(k.path("snapshots", "rw-again"))
+    drop_and_exit(k, btrfs, set(kfs.VOLUMES))
+
+
+@pytest.fixture
+def small_btrfs(work):
+    """A 128 MiB loop btrfs (the smallest mkfs.btrfs makes) with the volumes."""
+    base = os.path.join(work, "small")
+    os.mkdir(base)
+    fs = kfs.Btrfs(base, size="128M")
+    try:
+        fs.setup()
+        kfs.build_tree(fs.mnt)
+        yield fs
+    finally:
+        errors = fs.teardown()
+    assert not errors, errors
+
+
+def fill_btrfs(fs):
+    """Fill data, then metadata (empty directories), until ENOSPC."""
+    fill(fs.path("spool"))
+    d = fs.path("spool", "meta")
+    os.mkdir(d)
+    i = 0
+    try:
+        while True:
+            os.mkdir(os.path.join(d, "%07d" % i))
+            i += 1
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    kfs.run(["sync", "-f", fs.mnt])
+
+
+def test_full_origin_fails_the_mount_naming_the_volume(work, small_btrfs, kolabfs_factory):
+    """A full btrfs still takes snapshots (metadata comes from the global
+    reserve, see the next test); what fails is the first set's mkdir of
+    .kolabfs-snapshots beside the volumes."""
+    fill_btrfs(small_btrfs)
+    config = os.path.join(work, "kolabfs-small.conf")
+    with open(config, "w") as f:
+        f.write(kfs.config_text(work, small_btrfs.mnt))
+    k = kolabfs_factory(config)
+    assert k.start() != 0, k.err
+    assert "[volume:spool] cannot snapshot %s" % small_btrfs.path("spool") in k.err, k.err
+    assert "No space left on device" in k.err, k.err
+    assert not kfs.is_mounted(k.mp)
+    assert small_btrfs.subvolumes() == set(kfs.VOLUMES)
+    assert not os.path.exists(small_btrfs.path(".kolabfs-snapshots"))
+    assert os.listdir(os.path.join(work, "state", "sets")) == []
+
+
+def test_a_full_origin_is_still_snapshotted(work, small_btrfs, foreground):
+    """Once .kolabfs-snapshots exists, a snapshot of a full btrfs succeeds
+    (btrfs takes it from its reserve): the set is complete and readable."""
+    config = os.path.join(work, "kolabfs-small.conf")
+    with open(config, "w") as f:
+        f.write(kfs.config_text(work, small_btrfs.mnt))
+    k = foreground(config).start()
+    fill_btrfs(small_btrfs)
+    os.mkdir(k.path("snapshots", "full"))
+    with open(k.path("snapshots", "full", "spool", "feat", "public.txt")) as f:
+        assert f.read() == "anyone may read\n"
+    assert os.path.isdir(k.path("snapshots", "full", "spool", "meta"))
+    drop_and_exit(k, small_btrfs, set(kfs.VOLUMES))
