@@ -328,3 +328,102 @@ def test_a_full_origin_is_still_snapshotted(work, small_btrfs, foreground):
         assert f.read() == "anyone may read\n"
     assert os.path.isdir(k.path("snapshots", "full", "spool", "meta"))
     drop_and_exit(k, small_btrfs, set(kfs.VOLUMES))
+
+
+# --------------------------------------------------------------------------
+# 3. secrets
+
+def descendants(pid):
+    """PID and every live process below it."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    res, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        res.append(p)
+        todo += children.get(p, [])
+    return res
+
+
+def assert_no_password(secrets, where, data):
+    if isinstance(data, str):
+        data = data.encode(errors="surrogateescape")
+    for s in secrets:
+        assert s.encode() not in data, "a password in %s" % where
+
+
+def assert_tree_has_no_password(secrets, top):
+    for d, dirs, files in os.walk(top):
+        for n in files:
+            p = os.path.join(d, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    assert_no_password(secrets, p, f.read())
+
+
+def test_passwords_appear_nowhere(work, btrfs, tree, db, slapd, foreground):
+    """[mysql] and [ldap:ol] with password_file, real servers, kolabfs -d:
+    not in state_dir, the set (MANIFEST, LDIF), /status, the log with
+    libfuse's debug output, or the command line of kolabfs or a child."""
+    create_backup_user(db)
+    secrets = [MYSQL_PASSWORD, slapd.password]
+    my_pw = write_password(work, "mysql.pw", MYSQL_PASSWORD)
+    ol_pw = write_secret(os.path.join(work, "ol.pw"), slapd.password + "\n")
+    extra = ["[mysql]", "socket = %s" % db.socket, "user = kolabfs",
+             "password_file = %s" % my_pw, "lock = ftwrl", "lock_wait_timeout = 30", "",
+             "[ldap:ol]", "uri = %s" % slapd.uri, "bind_dn = %s" % slapd.root_dn,
+             "password_file = %s" % ol_pw, "mode = search", "timeout = 10", ""]
+    config = os.path.join(work, "kolabfs-secrets.conf")
+    with open(config, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, extra=extra))
+    state = os.path.join(work, "state")
+
+    def check_processes(k, when):
+        for pid in descendants(k.pid):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    assert_no_password(secrets, "/proc/%d/cmdline %s" % (pid, when), f.read())
+            except FileNotFoundError:
+                pass
+
+    # -d: libfuse's debug output, and kolabfs's own debug messages
+    k = foreground(config, args=["-d"], env={"KOLABFS_TEST_STOP_AT": "ldap"})
+    k.spawn()
+    wait_stopped(k, "ldap")             # both servers connected and bound
+    check_processes(k, "during the first set")
+    os.kill(k.pid, signal.SIGCONT)
+    kfs.wait_until(lambda: k.proc.poll() is not None or
+                   os.path.isfile(k.path("snapshots", "latest", "MANIFEST.json")), 120,
+                   "kolabfs -d to mount")
+    assert k.proc.poll() is None, k.log()
+    os.mkdir(k.path("snapshots", "second"))
+    check_processes(k, "mounted")
+    name = os.readlink(k.path("snapshots", "latest"))
+
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(state, "sets")).st_mode) == 0o700
+    with open(k.path("snapshots", name, "MANIFEST.json"), "rb") as f:
+        manifest = f.read()
+    assert json.loads(manifest)["mysql"]["consistency"] == "locked"
+    assert_no_password(secrets, "MANIFEST.json", manifest)
+    with open(k.path("status"), "rb") as f:
+        assert_no_password(secrets, "/status", f.read())
+    for set_name in set_names(k):
+        for n in ("MANIFEST.json", "ol"):
+            p = k.path("snapshots", set_name, n)
+            if os.path.isdir(p):
+                assert_tree_has_no_password(secrets, p)
+    assert_tree_has_no_password(secrets, state)
+    os.rmdir(k.path("snapshots", "second"))
+    drop_and_exit(k, btrfs, set(kfs.VOLUMES))
+    log = k.log()
+    assert "unique:" in log, "no libfuse debug output with -d:\n" + log[-2000:]
+    assert_no_password(secrets, "the kolabfs -d log", log)
+    assert_tree_has_no_password(secrets, state)
