@@ -25,7 +25,8 @@ import kfs
 from ldapservers import write_secret
 # Fixtures (pytest finds them by name in this module) and helpers shared
 # with the crash tests.
-from test_crash import crash_config, db, records, slapd, wait_stopped, write_waits  # noqa: F401
+from test_crash import (crash_config, db, dirsrv, records, slapd, wait_stopped,  # noqa: F401
+                        write_waits)
 from test_mysql import PASSWORD as MYSQL_PASSWORD
 from test_mysql import create_backup_user, write_password
 
@@ -167,6 +168,43 @@ def test_ldap_server_stopped_during_an_export_fails_the_set_and_a_later_one_succ
     assert not write_waits(db, 10)
     drop_and_exit(k, btrfs, original)
     assert records(work) == []
+
+
+def test_389ds_stopped_during_an_export_task_fails_the_set_and_leaves_no_file(
+        work, btrfs, tree, dirsrv, foreground):
+    """mode = task: the server writes the LDIF into its own directory; it
+    goes down while kolabfs waits for the task.  No file of kolabfs's is
+    left there, and the next set (server back) is complete."""
+    ds = dirsrv
+    original = btrfs.subvolumes()
+    pw = write_secret(os.path.join(work, "ds.pw"), ds.password + "\n")
+    config = os.path.join(work, "kolabfs-ds.conf")
+    with open(config, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, extra=[
+            "[ldap:ds]", "uri = %s" % ds.uri, "bind_dn = %s" % ds.root_dn,
+            "password_file = %s" % pw, "mode = task", "timeout = 10", ""]))
+    k = foreground(config, env={"KOLABFS_TEST_STOP_AT": "ldap@2"}).start()
+    first = os.readlink(k.path("snapshots", "latest"))
+    subvols, recs = btrfs.subvolumes(), records(work)
+    m = Mkdir(k.path("snapshots", "mid"))
+    wait_stopped(k, "ldap")                 # the export task has been added
+    try:
+        ds.stop()
+        os.kill(k.pid, signal.SIGCONT)
+        e = m.result()
+        assert e is not None and e.errno == errno.EIO, e
+        log = k.log()
+        assert "mkdir mid: [ldap:ds] %s" % ds.uri in log, log
+        assert_set_absent(work, btrfs, k, "mid", subvols, recs)
+        assert ds.ldifdir_leftovers() == [], "the server's file of the failed set is left"
+    finally:
+        if not ds.running():
+            ds.start()
+    os.mkdir(k.path("snapshots", "after"))
+    assert os.path.getsize(k.path("snapshots", "after", "ds", "userroot.ldif")) > 0
+    drop_and_exit(k, btrfs, original)
+    assert records(work) == []
+    assert ds.ldifdir_leftovers() == []
 
 
 # --------------------------------------------------------------------------
