@@ -240,16 +240,25 @@ def fill(directory):
     return path
 
 
-def test_read_only_state_dir_fails_the_mount_naming_it(
-        work, btrfs, tree, copy_paths, statefs, kolabfs_factory):
+@pytest.mark.parametrize("how", ["read-only", "full"])
+def test_read_only_or_full_state_dir_fails_the_mount_naming_it(
+        how, work, btrfs, tree, copy_paths, statefs, kolabfs_factory):
     state = os.path.join(statefs, "state")
     os.mkdir(state, 0o700)
-    kfs.run(["mount", "-o", "remount,ro", statefs])
+    if how == "read-only":
+        kfs.run(["mount", "-o", "remount,ro", statefs])
+        why = "Read-only file system"
+    else:
+        fill(statefs)
+        why = "No space left on device"
     k = kolabfs_factory(state_config(work, btrfs, copy_paths, state))
     assert k.start() != 0, k.err
-    assert state in k.err and "Read-only file system" in k.err, k.err
+    print("refused as expected:", k.err.strip())
+    assert state in k.err and why in k.err, k.err
     assert not kfs.is_mounted(k.mp)
     assert btrfs.subvolumes() == set(kfs.VOLUMES)
+    sets = os.path.join(state, "sets")
+    assert not os.path.exists(sets) or os.listdir(sets) == []
 
 
 def test_full_state_dir_fails_mkdir_with_enospc_and_leaves_nothing(
