@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 
 import pymysql
@@ -224,22 +225,37 @@ def test_the_reaper_leaves_a_snapshot_older_than_the_record_alone(
     """A set is recorded before its snapshots are taken.  Killed before it
     reached one of them, the record still names it; if somebody else's
     snapshot sits under that name, it was there before the record, and the
-    reaper must leave it alone.  (%C, the century, makes the name known.)"""
-    name = "clash-%s" % (time.gmtime().tm_year // 100)
-    killed = crash_config(work, btrfs, db, slapd, name="killed.conf",
-                          keys=["name_format = clash-%C"])
+    reaper must leave it alone.  (The set is taken by mkdir, so its name is
+    known in advance; the test point stops at that set's first snapshot.)"""
+    name = "clash"
+    config = crash_config(work, btrfs, db, slapd)
     foreign = make_foreign(btrfs, "mysql@" + name)
     before = btrfs.subvolumes()
-    k = foreground(killed, env={"KOLABFS_TEST_STOP_AT": "snapshot"}, name="killed")
-    k.spawn()
+    # the test point is passed once per volume: the mount's set, then ours
+    stop = "snapshot@%d" % (len(kfs.VOLUMES) + 1)
+    k = foreground(config, env={"KOLABFS_TEST_STOP_AT": stop}, name="killed").start()
+    first = os.readlink(k.path("snapshots", "latest"))
+    errors = []
+
+    def mkdir():
+        try:
+            os.mkdir(k.path("snapshots", name))
+        except OSError as e:
+            errors.append(e.errno)
+    t = threading.Thread(target=mkdir)
+    t.start()
     wait_stopped(k, "snapshot")
-    assert records(work) == [name]
-    made = set(btrfs.subvolumes()) - before
+    assert sorted(records(work)) == sorted([first, name])
+    made = {p for p in set(btrfs.subvolumes()) - before if p.endswith("@" + name)}
     assert made == {os.path.relpath(btrfs.path(".kolabfs-snapshots", "spool@" + name), btrfs.mnt)}
     os.kill(k.pid, signal.SIGKILL)
     k.wait_exit(60)
+    t.join(60)
+    assert not t.is_alive() and errors, "mkdir did not fail when kolabfs was killed"
+    if kfs.is_mounted(k.mp):
+        kfs.run(["fusermount3", "-u", k.mp])
 
-    k2 = foreground(crash_config(work, btrfs, db, slapd), name="restarted").start()
+    k2 = foreground(config, name="restarted").start()
     now = btrfs.subvolumes()
     assert foreign in now, "the reaper destroyed a snapshot older than the record"
     assert not made & now, "the killed set's snapshot was not reaped"
