@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/annotate.h"
 #include "fs-int.h"
 #include "ino.h"
 #include "path.h"
@@ -92,9 +93,20 @@ static void dirh_free(struct kfs_node *node, struct kfs_dirh *d)
 	g_free(d);
 }
 
+/* The stream a node kept, taken out of it (the thread that left it there
+ * is done with it). */
+static struct kfs_dirh *dir_stream_take(struct kfs_node *node)
+{
+	struct kfs_dirh *d = g_atomic_pointer_exchange(&node->dir_stream, NULL);
+
+	if (d)
+		KFS_HAPPENS_AFTER(d);
+	return d;
+}
+
 void kfs_fs_dir_stream_free(struct kfs_node *node)
 {
-	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, NULL));
+	dirh_free(node, dir_stream_take(node));
 }
 
 /* A handle's end: idle_timeout and max_age count open directories. */
@@ -274,7 +286,7 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
  */
 static struct kfs_dirh *pass_stream_take(struct kfs_node *node, off_t off, int *err)
 {
-	struct kfs_dirh *d = g_atomic_pointer_exchange(&node->dir_stream, NULL);
+	struct kfs_dirh *d = dir_stream_take(node);
 
 	if (d && d->offset == off)
 		return d;
@@ -296,7 +308,11 @@ static void pass_stream_give_back(struct kfs_node *node, struct kfs_dirh *d, boo
 		dirh_free(node, d);
 		return;
 	}
-	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, d));
+	KFS_HAPPENS_BEFORE(d);
+	d = g_atomic_pointer_exchange(&node->dir_stream, d);
+	if (d)
+		KFS_HAPPENS_AFTER(d);
+	dirh_free(node, d);
 }
 
 static ssize_t read_handleless(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,

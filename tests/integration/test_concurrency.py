@@ -280,6 +280,8 @@ def test_readers_while_sets_come_and_go(work, btrfs, reference, kolabfs):
 # the same under helgrind
 
 SUPP = os.path.join(TESTS_DIR, "helgrind.supp")
+# GLib's GMutex/GCond are futexes to helgrind: this shim reports them (see it)
+SHIM_SRC = os.path.join(TESTS_DIR, "helgrind-glib.c")
 
 
 def helgrind_reports(log):
@@ -309,11 +311,15 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
     mp = os.path.join(work, "mnt")
     os.makedirs(mp)
     log = os.path.join(work, "helgrind.log")
+    shim = os.path.join(work, "helgrind-glib.so")
+    kfs.run(["sh", "-c", 'gcc -shared -fPIC -O1 -o "$1" "$2" $(pkg-config --cflags --libs '
+             'glib-2.0) -ldl', "cc", shim, SHIM_SRC])
     proc = subprocess.Popen(
         ["valgrind", "--tool=helgrind", "--error-exitcode=99", "--suppressions=" + SUPP,
          "--gen-suppressions=all", "--history-level=approx", "--log-file=" + log,
          kfs.KOLABFS, "-f", config, mp],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, LD_PRELOAD=shim))
     try:
         kfs.wait_until(lambda: os.path.isfile(os.path.join(mp, "snapshots", "latest",
                                                             "MANIFEST.json"))
@@ -334,9 +340,11 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = proc.wait()
+    if os.environ.get("KFS_HELGRIND_LOG"):         # keep it, for writing suppressions
+        shutil.copy(log, os.environ["KFS_HELGRIND_LOG"])
+    # Nothing at all: what libfuse does by design is suppressed (see the
+    # file), so any report left is kolabfs's.
     reports = helgrind_reports(log)
-    ours = [r for r in reports if "kolabfs" in r or "/fs/" in r or "/snap/" in r
-            or "/src/" in r]
-    assert not ours, "helgrind: %d report(s) in kolabfs:\n\n%s" % (
-        len(ours), "\n\n".join(ours)[:20000])
+    assert not reports, "helgrind: %d report(s):\n\n%s" % (
+        len(reports), "\n\n".join(reports)[:20000])
     assert rc == 0, "kolabfs under helgrind exited %d:\n%s" % (rc, open(log).read()[-8000:])
