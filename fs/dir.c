@@ -150,12 +150,17 @@ out:
 	/* Counted for idle_timeout and max_age; an interrupted open gets no
 	 * releasedir. */
 	kfs_sets_handle_open(fs->sets, node->set);
+	/* The handle goes through the kernel to the threads that answer
+	 * READDIR and RELEASEDIR for it (one at a time: the kernel orders a
+	 * handle's requests). */
+	KFS_HAPPENS_BEFORE(d);
 	if (fuse_reply_open(req, fi) != 0)
 		release_dirh(fs, node, d);
 }
 
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	KFS_HAPPENS_AFTER((struct kfs_dirh *)(uintptr_t)fi->fh);
 	release_dirh(kfs_fs_of(req), kfs_node_of(req, ino),
 		     (struct kfs_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
@@ -348,6 +353,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t used;
 	int err;
 
+	if (d)
+		KFS_HAPPENS_AFTER(d);   /* see kfs_fs_opendir */
 	err = kfs_node_unusable(node);
 	if (err) {
 		fuse_reply_err(req, err);
@@ -359,6 +366,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		used = read_virtual(fs, req, node, d, buf, size, off, plus);
 	else
 		used = read_pass(fs, req, node, d, buf, size, off, plus);
+	if (d)
+		KFS_HAPPENS_BEFORE(d);
 	if (used < 0)
 		fuse_reply_err(req, -used);
 	else
