@@ -254,17 +254,36 @@ class Workload:
 
 def mix(stable, vols):
     """Eight readers: rsync, tar and find, spread over the stable sets and volumes."""
-    kinds = ("rsync", "tar", "find", "rsync", "tar", "find", "rsync", "tar")
-    return [(k, stable[i % len(stable)], vols[i % len(vols)]) for i, k in enumerate(kinds)]
+    a, b = stable[0], stable[-1]
+    spool, imap, mysql = vols
+    return [("rsync", a, spool), ("tar", b, spool), ("find", a, spool), ("rsync", b, imap),
+            ("tar", a, mysql), ("find", b, imap), ("rsync", a, mysql), ("tar", a, spool)]
 
 
-def test_readers_while_sets_come_and_go(work, btrfs, reference, kolabfs):
+def with_handles(config_path, work):
+    """A copy of the config with idle_timeout: kolabfs then counts open
+    directories, so the kernel keeps OPENDIR/RELEASEDIR and readers use
+    directory handles instead of the per-node stream (fs/dir.c)."""
+    with open(config_path) as f:
+        text = f.read()
+    path = os.path.join(work, "kolabfs-handles.conf")
+    with open(path, "w") as f:
+        f.write(text.replace("[kolabfs]\n", "[kolabfs]\nidle_timeout = 3600\n", 1))
+    return path
+
+
+@pytest.mark.parametrize("dirs", ["handleless", "handles"])
+def test_readers_while_sets_come_and_go(dirs, work, btrfs, tree, reference, config,
+                                        kolabfs_factory):
+    k = kolabfs_factory(config if dirs == "handleless" else with_handles(config, work))
+    k.start()
+    k.check_started()
     stable = ("stable-a", "stable-b")
     vols = kfs.VOLUMES
-    w = Workload(kolabfs.mp, reference, work, vols, rounds=12, min_iterations=1)
+    w = Workload(k.mp, reference, work, vols, rounds=12, min_iterations=1)
     before = btrfs.subvolumes()
     w.run(stable, mix(stable, vols), doomed="doomed")
-    assert kfs.pid_alive(kolabfs.pid), "kolabfs died"
+    assert kfs.pid_alive(k.pid), "kolabfs died"
     w.check(stable, doomed="doomed")
     assert w.doomed_files_read > 0, "the reader on the dropped set read nothing"
     assert w.doomed_errnos, "the reader on the dropped set never noticed the drop"
@@ -274,6 +293,7 @@ def test_readers_while_sets_come_and_go(work, btrfs, reference, kolabfs):
     # every churn set and the dropped one are gone from disk too
     left = {s for s in btrfs.subvolumes() - before if "@churn-" in s or "@doomed" in s}
     assert not left, left
+    k.stop()
 
 
 # --------------------------------------------------------------------------
