@@ -350,10 +350,11 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
                                                             "MANIFEST.json"))
                        or proc.poll() is not None, 300, "kolabfs under helgrind to mount")
         assert proc.poll() is None, "kolabfs exited: %s" % open(log).read()[-6000:]
-        stable = ("stable-a",)
-        w = Workload(mp, reference, work, vols, rounds=3, min_iterations=1)
-        readers = [("rsync", "stable-a", "imap"), ("tar", "stable-a", "mysql"),
-                   ("find", "stable-a", "imap"), ("rsync", "stable-a", "mysql")]
+        stable = ("stable-a", "stable-b")
+        w = Workload(mp, reference, work, vols, rounds=4, min_iterations=1)
+        # the eight readers of the main test, on the two small volumes
+        readers = [(kind, name, "mysql" if vol == "spool" else vol)
+                   for kind, name, vol in mix(stable, kfs.VOLUMES)]
         w.run(stable, readers, doomed="doomed")
         assert proc.poll() is None, "kolabfs died under helgrind"
         w.check(stable, doomed="doomed")
