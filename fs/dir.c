@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/annotate.h"
 #include "fs-int.h"
 #include "ino.h"
 #include "path.h"
@@ -92,9 +93,20 @@ static void dirh_free(struct kfs_node *node, struct kfs_dirh *d)
 	g_free(d);
 }
 
+/* The stream a node kept, taken out of it (the thread that left it there
+ * is done with it). */
+static struct kfs_dirh *dir_stream_take(struct kfs_node *node)
+{
+	struct kfs_dirh *d = g_atomic_pointer_exchange(&node->dir_stream, NULL);
+
+	if (d)
+		KFS_HAPPENS_AFTER(d);
+	return d;
+}
+
 void kfs_fs_dir_stream_free(struct kfs_node *node)
 {
-	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, NULL));
+	dirh_free(node, dir_stream_take(node));
 }
 
 /* A handle's end: idle_timeout and max_age count open directories. */
@@ -138,12 +150,17 @@ out:
 	/* Counted for idle_timeout and max_age; an interrupted open gets no
 	 * releasedir. */
 	kfs_sets_handle_open(fs->sets, node->set);
+	/* The handle goes through the kernel to the threads that answer
+	 * READDIR and RELEASEDIR for it (one at a time: the kernel orders a
+	 * handle's requests). */
+	KFS_HAPPENS_BEFORE(d);
 	if (fuse_reply_open(req, fi) != 0)
 		release_dirh(fs, node, d);
 }
 
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	KFS_HAPPENS_AFTER((struct kfs_dirh *)(uintptr_t)fi->fh);
 	release_dirh(kfs_fs_of(req), kfs_node_of(req, ino),
 		     (struct kfs_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
@@ -274,7 +291,7 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
  */
 static struct kfs_dirh *pass_stream_take(struct kfs_node *node, off_t off, int *err)
 {
-	struct kfs_dirh *d = g_atomic_pointer_exchange(&node->dir_stream, NULL);
+	struct kfs_dirh *d = dir_stream_take(node);
 
 	if (d && d->offset == off)
 		return d;
@@ -296,7 +313,11 @@ static void pass_stream_give_back(struct kfs_node *node, struct kfs_dirh *d, boo
 		dirh_free(node, d);
 		return;
 	}
-	dirh_free(node, g_atomic_pointer_exchange(&node->dir_stream, d));
+	KFS_HAPPENS_BEFORE(d);
+	d = g_atomic_pointer_exchange(&node->dir_stream, d);
+	if (d)
+		KFS_HAPPENS_AFTER(d);
+	dirh_free(node, d);
 }
 
 static ssize_t read_handleless(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
@@ -332,6 +353,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t used;
 	int err;
 
+	if (d)
+		KFS_HAPPENS_AFTER(d);   /* see kfs_fs_opendir */
 	err = kfs_node_unusable(node);
 	if (err) {
 		fuse_reply_err(req, err);
@@ -343,6 +366,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		used = read_virtual(fs, req, node, d, buf, size, off, plus);
 	else
 		used = read_pass(fs, req, node, d, buf, size, off, plus);
+	if (d)
+		KFS_HAPPENS_BEFORE(d);
 	if (used < 0)
 		fuse_reply_err(req, -used);
 	else

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/annotate.h"
 #include "fs-int.h"
 #include "path.h"
 
@@ -71,6 +72,8 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		g->len = strlen(g->text);
 		fi->fh = (uintptr_t)g;
 		fi->direct_io = 1;
+		/* the handle goes through the kernel to other threads */
+		KFS_HAPPENS_BEFORE(g);
 		reply_open(req, node, fi);
 		return;
 	}
@@ -100,6 +103,7 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (node->kind == KFS_NODE_STATUS) {
 		g = (struct kfs_genfile *)(uintptr_t)fi->fh;
+		KFS_HAPPENS_AFTER(g);
 		if ((size_t)off >= g->len)
 			fuse_reply_buf(req, NULL, 0);
 		else
@@ -122,6 +126,7 @@ static void release_fh(fuse_req_t req, struct kfs_node *node, struct fuse_file_i
 
 	if (node->kind == KFS_NODE_STATUS) {
 		g = (struct kfs_genfile *)(uintptr_t)fi->fh;
+		KFS_HAPPENS_AFTER(g);
 		g_free(g->text);
 		g_free(g);
 	} else {

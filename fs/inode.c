@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "../src/annotate.h"
 #include "fs-int.h"
 #include "inode.h"
 #include "ino.h"
@@ -99,9 +100,14 @@ struct kfs_node *kfs_inodes_fixed(struct kfs_inodes *t, enum kfs_node_kind kind)
 
 struct kfs_node *kfs_inodes_get(struct kfs_inodes *t, uint64_t nodeid)
 {
+	struct kfs_node *node;
+
 	if (nodeid == FUSE_ROOT_NODEID)
 		return &t->fixed[KFS_NODE_ROOT];
-	return (struct kfs_node *)(uintptr_t)nodeid;
+	node = (struct kfs_node *)(uintptr_t)nodeid;
+	/* made (or last looked up) by another thread: see ref_key */
+	KFS_HAPPENS_AFTER(node);
+	return node;
 }
 
 uint64_t kfs_inodes_nodeid(const struct kfs_node *node)
@@ -131,6 +137,8 @@ static struct kfs_node *ref_key(struct kfs_inodes *t, const struct kfs_node_key 
 		g_hash_table_add(sh->nodes, node);
 	}
 	node->nlookup++;
+	/* Its id goes to the kernel, which may send it to any thread. */
+	KFS_HAPPENS_BEFORE(node);
 	g_mutex_unlock(&sh->lock);
 	return node;
 }
