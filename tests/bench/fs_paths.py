@@ -266,6 +266,9 @@ class Bench:
             self.mount = None
 
     def cleaner_sync(self):
+        """Wait until deleted snapshots are gone; the commit first, or the
+        cleaner only starts at the next 30 s transaction commit."""
+        kfs.run(["btrfs", "filesystem", "sync", self.fs.mnt], timeout=3600)
         kfs.run(["btrfs", "subvolume", "sync", self.fs.mnt], timeout=3600)
 
     def ab(self, what, cmd, a_paths, b_paths, cold, rss=False):
@@ -481,7 +484,7 @@ def print_report(r):
           "%s at end" % (info["kernel"], info["libfuse"], info["libfuse_runtime"], info["cpus"],
                          info["load_start"], info["load_end"]))
     print("kolabfs %s; %s; %s" % (info["kolabfs"], info["rsync"], info["tar"]))
-    print("%d rounds A/B alternating, medians; cold = sync + drop_caches before each run; "
+    print("%d round(s), A/B alternating, medians; cold = sync + drop_caches before each run; "
           "ratio = baseline/mount (1.00: as fast as the snapshot; higher is better); "
           "run time %s" % (info["rounds"], info["runtime"]))
     for name, t in sorted(trees.items()):
@@ -495,7 +498,7 @@ def print_report(r):
         print()
         hdr = ("workload", "tree", "caches", "mount s", "baseline s", "ratio", "goal", "",
                "daemon RSS/HWM MB")
-        fmt = "%-28s %-10s %-6s %9s %10s %6s %7s %-4s %s"
+        fmt = "%-32s %-10s %-6s %9s %10s %6s %7s %-4s %s"
         print(fmt % hdr)
         scale = {}
         for x in rows:
