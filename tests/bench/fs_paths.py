@@ -64,8 +64,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -79,6 +77,7 @@ sys.path.insert(0, HERE)
 
 import cyrus_spool  # noqa: E402  (the spool generator, drop_caches)
 import kfs  # noqa: E402
+from _common import catch_signals, failure, percentile, teardown  # noqa: E402
 
 WORKLOADS = ("walk", "tar", "dd", "scale", "sets")
 GOALS = {("walk", "cold"): 0.8, ("walk", "warm"): 0.95,
@@ -102,25 +101,8 @@ LABELS = {"rsync": "rsync -a -n", "find": "find -printf", "tar": "tar -cf - | ca
           "dd": "dd bs=1M"}
 
 
-class Terminated(Exception):
-    pass
-
-
-def _terminate(signum, frame):
-    raise Terminated("signal %d" % signum)
-
-
 log = cyrus_spool.log
 drop_caches = cyrus_spool.drop_caches
-
-
-def percentile(values, p):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    v = sorted(values)
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def spool_shape(files):
@@ -327,21 +309,19 @@ class Bench:
         self.stop()
 
     def bench_tar(self):
-        m = self.start("tar")
-        a, b = m.a("spool", "big", "part0"), m.b("spool", "big", "part0")
-        for cold in (True, False):
-            caches = "cold" if cold else "warm"
-            res = self.ab("small-file copy", "tar", (a,), (b,), cold, rss=True)
-            self.row("tar", "tar", caches, res, "big/part0", GOALS[("tar", caches)])
-        self.stop()
+        self.cold_and_warm("tar", "small-file copy", ("big", "part0"))
 
     def bench_dd(self):
-        m = self.start("dd")
-        a, b = m.a("spool", "bigfile"), m.b("spool", "bigfile")
-        for cold in (True, False):
-            caches = "cold" if cold else "warm"
-            res = self.ab("big read", "dd", (a,), (b,), cold, rss=True)
-            self.row("dd", "dd", caches, res, "bigfile", GOALS[("dd", caches)])
+        self.cold_and_warm("dd", "big read", ("bigfile",))
+
+    def cold_and_warm(self, workload, what, rel):
+        """One command (CMDS[workload]) on spool/REL, cold and warm, on a
+        fresh mount."""
+        m = self.start(workload)
+        a, b = m.a("spool", *rel), m.b("spool", *rel)
+        for caches in ("cold", "warm"):
+            res = self.ab(what, workload, (a,), (b,), caches == "cold", rss=True)
+            self.row(workload, workload, caches, res, "/".join(rel), GOALS[(workload, caches)])
         self.stop()
 
     def bench_scale(self):
@@ -600,8 +580,7 @@ def main():
         cyrus_spool.CYRUS_UID, cyrus_spool.CYRUS_GID = pw.pw_uid, pw.pw_gid
     except KeyError:
         cyrus_spool.CYRUS_UID, cyrus_spool.CYRUS_GID = 106, 8
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    catch_signals()
 
     t_begin = time.monotonic()
     os.makedirs(a.dir, exist_ok=True)
@@ -638,34 +617,12 @@ def main():
                 json.dump(bench.result, f, indent=1)
         failed = False
     except (Exception, KeyboardInterrupt) as e:
-        log("FAILED: %r" % (e,))
-        k = bench.mount.k if bench is not None and bench.mount is not None else None
-        if k is not None and (k.err or "").strip():
-            log("kolabfs stderr:\n" + k.err)
-        if bench is not None and bench.db is not None:
-            log("mariadbd log tail:\n" + bench.db.log_tail())
-        if not isinstance(e, (Terminated, KeyboardInterrupt)):
-            import traceback
-            traceback.print_exc()
+        failure(e, log, bench and bench.mount and bench.mount.k, bench and bench.db)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        log("tearing down")
-        if bench is not None and bench.mount is not None:
-            bench.mount.k.cleanup()
-        for t in kfs.mounts_under(os.path.join(work, "mnt")):
-            subprocess.run(["umount", "-l", t], capture_output=True)
-        if bench is not None and bench.db is not None:
-            bench.db.stop()
-        errors = fs.teardown()
-        if errors:
-            log("teardown: " + "; ".join(errors))
+        if not teardown(work, fs, a.keep, log,
+                        bench and bench.mount and bench.mount.k.cleanup,
+                        bench and bench.db and bench.db.stop):
             failed = True
-        if a.keep:
-            log("work dir kept: %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 
