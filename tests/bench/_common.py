@@ -17,10 +17,12 @@ def _terminate(signum, frame):
 
 
 def catch_signals():
-    """SIGTERM and SIGHUP raise Terminated (SIGINT: KeyboardInterrupt), so
+    """SIGTERM and SIGHUP raise Terminated, SIGINT KeyboardInterrupt (also
+    when started with SIGINT ignored, as a shell's background job is), so
     that the caller's finally tears down."""
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def percentile(values, p):

@@ -31,8 +31,12 @@ snapshot subvolume (.kolabfs-snapshots/spool@SET/...) read directly,
 alternating A/B, B/A, ... over --rounds rounds.  Cold: `sync; echo 3 >
 /proc/sys/vm/drop_caches` before every run (page, dentry and inode caches;
 the disk behind the loop file is read); warm: after one untimed run of each
-to fill them.  Each row prints the medians and baseline/mount (1.0: as
-fast as reading the snapshot directly; higher is better), against the goal:
+to fill them, and a warm run is done again, after warming both up again,
+when another process dropped the caches meanwhile (/proc/vmstat drop_slab;
+other benchmarks on a shared machine do).  Each row prints the medians,
+baseline/mount of the medians (1.0: as fast as reading the snapshot
+directly; higher is better) and of the fastest runs ("best"), against the
+goal:
 
   walk   rsync -a -n SRC/ EMPTY/ and find SRC -printf '%s %T@\\n' on part0,
          cold (goal >= 0.8) and warm (>= 0.95)
@@ -127,6 +131,16 @@ def run_timed(script, paths, cold):
         raise RuntimeError("%s %s: exit %d: %s" % (script, " ".join(paths), p.returncode,
                                                    p.stderr[-2000:]))
     return dt
+
+
+def drops():
+    """How often anyone wrote /proc/sys/vm/drop_caches (dentries and
+    inodes): other engineers' benchmarks on a shared machine do."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("drop_slab "):
+                return int(line.split()[1])
+    return 0
 
 
 def count_entries(root):
@@ -254,18 +268,34 @@ class Bench:
         kfs.run(["btrfs", "subvolume", "sync", self.fs.mnt], timeout=3600)
 
     def ab(self, what, cmd, a_paths, b_paths, cold, rss=False):
-        """A/B rounds of one command; {"A": [s], "B": [s], "rss": [{..}]}."""
+        """A/B rounds of one command; {"A": [s], "B": [s], "rss": [{..}],
+        "redone": n}."""
         script = CMDS[cmd]
-        res = {"A": [], "B": []}
+        res = {"A": [], "B": [], "redone": 0}
         if rss:
             res["rss"] = []
         caches = "cold" if cold else "warm"
-        if not cold:
-            run_timed(script, a_paths, False)
-            run_timed(script, b_paths, False)
+        seen = None
         for r in range(self.rounds):
             for which in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                dt = run_timed(script, a_paths if which == "A" else b_paths, cold)
+                paths = a_paths if which == "A" else b_paths
+                if cold:
+                    dt = run_timed(script, paths, True)
+                else:
+                    # warm: again, after warming both up again, when
+                    # another process dropped the caches meanwhile
+                    for attempt in range(4):
+                        if seen != drops():
+                            if seen is not None:
+                                res["redone"] += 1
+                                log("%s: another process dropped the caches; warming up "
+                                    "again" % what)
+                            run_timed(script, a_paths, False)
+                            run_timed(script, b_paths, False)
+                            seen = drops()
+                        dt = run_timed(script, paths, False)
+                        if seen == drops():
+                            break
                 res[which].append(dt)
                 note = ""
                 if rss and which == "A":
@@ -290,7 +320,9 @@ class Bench:
         a, b = statistics.median(res["A"]), statistics.median(res["B"])
         r = {"workload": workload, "command": LABELS[cmd], "caches": caches, "tree": tree,
              "mount_s": res["A"], "baseline_s": res["B"], "mount_median": a,
-             "baseline_median": b, "ratio": b / a if a else None, "goal": goal}
+             "baseline_median": b, "ratio": b / a if a else None,
+             "ratio_of_minima": min(res["B"]) / min(res["A"]), "goal": goal,
+             "warm_runs_redone": res["redone"]}
         if "rss" in res:
             r["rss_kb"] = res["rss"]
         self.result.setdefault("rows", []).append(r)
@@ -465,8 +497,8 @@ def print_report(r):
                          info["load_start"], info["load_end"]))
     print("kolabfs %s; %s; %s" % (info["kolabfs"], info["rsync"], info["tar"]))
     print("%d round(s), A/B alternating, medians; cold = sync + drop_caches before each run; "
-          "ratio = baseline/mount (1.00: as fast as the snapshot; higher is better); "
-          "run time %s" % (info["rounds"], info["runtime"]))
+          "ratio = baseline/mount of the medians (1.00: as fast as the snapshot; higher is "
+          "better), best = of the fastest runs; run time %s" % (info["rounds"], info["runtime"]))
     for name, t in sorted(trees.items()):
         if name == "bigfile":
             print("  %-10s one file, %d MiB" % (name, t["bytes"] >> 20))
@@ -476,9 +508,9 @@ def print_report(r):
     rows = r.get("rows", [])
     if rows:
         print()
-        hdr = ("workload", "tree", "caches", "mount s", "baseline s", "ratio", "goal", "",
-               "daemon RSS/HWM MB")
-        fmt = "%-32s %-10s %-6s %9s %10s %6s %7s %-4s %s"
+        hdr = ("workload", "tree", "caches", "mount s", "baseline s", "ratio", "best", "goal",
+               "", "daemon RSS/HWM MB")
+        fmt = "%-32s %-11s %-6s %8s %10s %6s %5s %7s %-4s %s"
         print(fmt % hdr)
         scale = {}
         for x in rows:
@@ -499,7 +531,12 @@ def print_report(r):
                 tree = "%dk files" % round(trees[tree]["files"] / 1000)
             print(fmt % (name, tree, x["caches"], fmt_s(x["mount_median"]),
                          fmt_s(x["baseline_median"]), "%.2f" % x["ratio"],
+                         "%.2f" % x["ratio_of_minima"],
                          ">= %.2f" % goal if goal is not None else "", ok, rss))
+        redone = sum(x["warm_runs_redone"] for x in rows)
+        if redone:
+            print("(%d warm run(s) redone: another process dropped the caches during them)"
+                  % redone)
         for caches, s in scale.items():
             if "small" in s and "big" in s:
                 lo, hi = s["small"]["ratio"], s["big"]["ratio"]
