@@ -47,7 +47,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -59,18 +58,11 @@ sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 import kfs  # noqa: E402
+from _common import catch_signals, failure, teardown  # noqa: E402
 
 CYRUS_UID = CYRUS_GID = None
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 T_BASE = 1_700_000_000                  # "three years ago"
-
-
-class Terminated(Exception):
-    pass
-
-
-def _terminate(signum, frame):
-    raise Terminated("signal %d" % signum)
 
 
 def log(msg):
@@ -297,8 +289,7 @@ def main():
         CYRUS_UID, CYRUS_GID = pw.pw_uid, pw.pw_gid
     except KeyError:
         CYRUS_UID, CYRUS_GID = 106, 8
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    catch_signals()
 
     t_begin = time.monotonic()
     work = tempfile.mkdtemp(prefix="kfs-bench-cyrus-", dir="/tmp")
@@ -380,30 +371,12 @@ def main():
                 json.dump(result, f, indent=1)
         failed = False
     except (Exception, KeyboardInterrupt) as e:
-        log("FAILED: %r" % (e,))
-        if k is not None and (k.err or "").strip():
-            log("kolabfs stderr:\n" + k.err)
-        if not isinstance(e, (Terminated, KeyboardInterrupt)):
-            import traceback
-            traceback.print_exc()
+        failure(e, log, k)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        log("tearing down")
-        if k is not None:
-            k.cleanup()
-        for t in kfs.mounts_under(os.path.join(work, "mnt")):
-            subprocess.run(["umount", "-l", t], capture_output=True)
-        if tmpfs_mounted:
-            subprocess.run(["umount", tmp], capture_output=True)
-        errors = fs.teardown()
-        if errors:
-            log("teardown: " + "; ".join(errors))
+        if not teardown(work, fs, args.keep, log, k.cleanup if k is not None else None,
+                        (lambda: subprocess.run(["umount", tmp], capture_output=True))
+                        if tmpfs_mounted else None):
             failed = True
-        if args.keep:
-            log("work dir kept: %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 

@@ -12,7 +12,7 @@
 set -euo pipefail
 N=${1:-100000}
 HERE=$(cd "$(dirname "$0")" && pwd)
-DRIVER=$HERE/ldap-export
+DRIVER=${KOLABFS_BUILDDIR:-$HERE/../..}/tests/bench/ldap-export
 [ -x "$DRIVER" ] || { echo "build it first: make tests/bench/ldap-export" >&2; exit 2; }
 if [ "${KFS_BENCH_INNER:-}" != 1 ]; then
 	T=$(mktemp -d /tmp/kfs-ldap-bench-XXXXXX)

@@ -43,6 +43,8 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "vm"))
 sys.path.insert(0, HERE)
 
+from _common import percentile  # noqa: E402
+
 VG = "kfsbench"
 MP = "/tmp/kfs-bench-mp"
 STATE = "/tmp/kfs-bench-state"
@@ -50,14 +52,6 @@ STATE = "/tmp/kfs-bench-state"
 
 def log(msg):
     print("lvm bench: %s" % msg, file=sys.stderr, flush=True)
-
-
-def percentile(values, p):
-    v = sorted(values)
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 # --------------------------------------------------------------------------

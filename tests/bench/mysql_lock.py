@@ -69,6 +69,7 @@ import pymysql  # noqa: E402
 import kfs  # noqa: E402
 import test_mysql as tm  # noqa: E402  (create_bank, create_backup_user, Writers, mysql_config)
 from mariadb import MariaDB  # noqa: E402
+from _common import catch_signals, failure, percentile, teardown  # noqa: E402
 
 VOLUMES = ("spool", "mysql")          # what tm.mysql_config configures
 GUIDE_MS = 3.0                        # "as little as about 3 ms" (Kolab guide)
@@ -83,17 +84,6 @@ T0 = time.monotonic()
 
 def log(msg):
     print("bench %5.1fs: %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
-
-
-def percentile(values, p):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 # --------------------------------------------------------------------------
@@ -489,14 +479,6 @@ def fill_spool(path, n=300):
             f.write(b"From: a@example.org\r\nSubject: %d\r\n\r\n" % i + os.urandom(4000))
 
 
-class Terminated(Exception):
-    pass
-
-
-def _terminate(signum, frame):
-    raise Terminated("signal %d" % signum)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", type=int, default=20, help="rounds per phase (default 20)")
@@ -517,8 +499,7 @@ def main():
         sys.exit("mysql_lock.py: kolabfs is not built: %s (make, or set KOLABFS_BUILDDIR)"
                  % kfs.KOLABFS)
     btrfs_bin = shutil.which("btrfs") or sys.exit("mysql_lock.py: btrfs not found")
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    catch_signals()
 
     t_begin = time.monotonic()
     work = tempfile.mkdtemp(prefix="kfs-bench-", dir="/tmp")
@@ -573,37 +554,18 @@ def main():
                 json.dump({"info": info, "summary": rows, "raw": raw}, f, indent=1)
         failed = False
     except (Exception, KeyboardInterrupt) as e:
-        log("FAILED: %r" % (e,))
-        if k is not None and (k.err or "").strip():
-            log("kolabfs stderr:\n" + k.err)
-        if db is not None:
-            log("mariadbd log tail:\n" + db.log_tail())
-        if not isinstance(e, (Terminated, KeyboardInterrupt)):
-            import traceback
-            traceback.print_exc()
+        failure(e, log, k, db)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        log("tearing down")
-        if writers is not None:
+        def stop_writers():
             try:
                 writers.stop()
             except Exception:
                 writers.kill()
-        if k is not None:
-            k.cleanup()
-        for t in kfs.mounts_under(os.path.join(work, "mnt")):
-            subprocess.run(["umount", "-l", t], capture_output=True)
-        if db is not None:
-            db.stop()
-        errors = fs.teardown()
-        if errors:
-            log("teardown: " + "; ".join(errors))
+        if not teardown(work, fs, args.keep, log,
+                        stop_writers if writers is not None else None,
+                        k.cleanup if k is not None else None,
+                        db.stop if db is not None else None):
             failed = True
-        if args.keep:
-            log("work dir kept: %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 
