@@ -23,8 +23,6 @@ struct kfs_fs {
 	struct fuse_session *se;
 	struct timespec mounted;
 	bool no_opendir;        /* the kernel keeps directory handles itself */
-	char *readahead_path;   /* the mount's read_ahead_kb in sysfs */
-	gint readahead_done;
 };
 
 static inline struct kfs_fs *kfs_fs_of(fuse_req_t req)
@@ -79,9 +77,6 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi);
 void kfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kfs_fs_readlink(fuse_req_t req, fuse_ino_t ino);
-
-/* fs/readahead.c: widen the window once the kernel has applied INIT. */
-void kfs_fs_readahead_apply(struct kfs_fs *fs);
 
 /* fs/xattr.c */
 void kfs_fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

@@ -44,7 +44,6 @@ static void kfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int ret;
 
-	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_lookup_node(kfs_fs_of(req), p, -1, name, &e);
 	if (ret == -ENOENT && p->kind == KFS_NODE_PASS) {
 		/* a snapshot never gains entries: cache the miss */
@@ -85,7 +84,6 @@ static void kfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	struct stat st;
 	int ret;
 
-	kfs_fs_readahead_apply(kfs_fs_of(req));
 	ret = kfs_fs_getattr_node(kfs_fs_of(req), node, &st);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -313,7 +311,6 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 		kfs_filter_destroy(fs->filters[i]);
 	g_free(fs->filters);
 	kfs_inodes_destroy(fs->inodes);
-	g_free(fs->readahead_path);
 	g_free(fs);
 }
 

@@ -19,8 +19,4 @@ const struct fuse_lowlevel_ops *kfs_fs_ops(void);
 /* Give the filesystem its session, for invalidation notices. */
 void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se);
 
-/* Once mounted on MOUNTPOINT: find the mount's read-ahead setting, which
- * the first request after INIT widens to 1 MiB (fs/readahead.c). */
-void kfs_fs_readahead_prepare(struct kfs_fs *fs, const char *mountpoint);
-
 #endif

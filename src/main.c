@@ -168,7 +168,6 @@ static int stage_mount(struct kfs_main *m)
 		kfs_err("cannot mount on %s", m->opts.mountpoint);
 		return -1;
 	}
-	kfs_fs_readahead_prepare(m->fs, m->opts.mountpoint);
 	return 0;
 }
 

@@ -8,7 +8,6 @@ GETATTR.  And the listings read without a directory handle are the same as
 those read with one (KOLABFS_OPENDIR=1 keeps the handle path, which kernels
 without no-opendir support take).
 """
-import hashlib
 import os
 import re
 import subprocess
@@ -132,25 +131,3 @@ def test_latest_and_the_listing_move_although_the_kernel_caches_them(work, btrfs
         assert sorted(os.listdir(snaps)) == sorted([first, "latest"])
     finally:
         assert m.stop() == 0
-
-
-def test_big_files_are_read_in_one_mib_requests(work, btrfs, tree, reference, config):
-    """The mount's read-ahead window is widened to 1 MiB once INIT is done:
-    a 32 MiB sequential read takes 32 READs, not 256 (128 KiB each)."""
-    rel = ("spool", "feat", "sparse.img")
-    m = DebugMount(work, config)
-    try:
-        with open(m.latest(*rel), "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            mark = m.mark()
-            h = hashlib.sha256()
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        ops = m.ops_since(mark)
-    finally:
-        assert m.stop() == 0
-    with open(os.path.join(reference["spool"], *rel[1:]), "rb") as f:
-        assert h.digest() == hashlib.sha256(f.read()).digest()
-    assert size == 32 << 20
-    # 1 MiB each; a few more if a readahead window straddles the end
-    assert 0 < ops.get("READ", 0) <= size // (1 << 20) + 4, ops
