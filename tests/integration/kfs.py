@@ -767,6 +767,58 @@ class Kolabfs:
             pass
 
 
+# valgrind's memcheck as the leak tests use it: any error or definite or
+# indirect leak makes the exit status 99.
+MEMCHECK = ["--quiet", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect"]
+
+
+class UnderValgrind:
+    """`valgrind TOOL_ARGS --log-file=LOG kolabfs -f CONFIG MOUNTPOINT`.
+
+    A context manager: leaving it unmounts (if still mounted) and waits,
+    bounded (then kills), for the exit status, kept in .rc.  OUT, if
+    given, is a file for kolabfs's own messages."""
+
+    def __init__(self, config, mountpoint, log, tool_args=MEMCHECK, out=None, env=None):
+        os.makedirs(mountpoint, exist_ok=True)
+        self.mp, self.log, self.out, self.rc = mountpoint, log, out, None
+        with open(out or os.devnull, "w") as f:
+            self.proc = subprocess.Popen(
+                ["valgrind"] + list(tool_args) + ["--log-file=" + log, KOLABFS, "-f",
+                                                  config, mountpoint],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=env)
+
+    def report(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def messages(self):
+        """kolabfs's own messages (OUT)."""
+        with open(self.out) as f:
+            return f.read()
+
+    def wait_mounted(self, ready=None, what="kolabfs under valgrind to mount"):
+        """Wait (bounded) until READY() (default: mounted), failing if it exits."""
+        ready = ready or (lambda: is_mounted(self.mp))
+        wait_until(lambda: ready() or self.proc.poll() is not None, 300, what)
+        assert self.proc.poll() is None, "kolabfs exited: %s\n%s" % (
+            self.messages() if self.out else "", self.report()[-6000:])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if is_mounted(self.mp):
+            run(["fusermount3", "-u", self.mp], check=False)
+        try:
+            self.rc = self.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.rc = self.proc.wait()
+        return False
+
+
 class Foreground:
     """`kolabfs -f CONFIG MOUNTPOINT` as a child process, so that its exit
     status and everything it logs (stderr, kept in a file: it never goes to

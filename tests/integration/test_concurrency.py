@@ -334,38 +334,25 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
     with open(config, "w") as f:
         f.write(text)
     mp = os.path.join(work, "mnt")
-    os.makedirs(mp)
     log = os.path.join(work, "helgrind.log")
     shim = os.path.join(work, "helgrind-glib.so")
     kfs.run(["sh", "-c", 'gcc -shared -fPIC -O1 -o "$1" "$2" $(pkg-config --cflags --libs '
              'glib-2.0) -ldl', "cc", shim, SHIM_SRC])
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=helgrind", "--error-exitcode=99", "--suppressions=" + SUPP,
-         "--gen-suppressions=all", "--history-level=approx", "--log-file=" + log,
-         kfs.KOLABFS, "-f", config, mp],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, LD_PRELOAD=shim))
-    try:
-        kfs.wait_until(lambda: os.path.isfile(os.path.join(mp, "snapshots", "latest",
-                                                            "MANIFEST.json"))
-                       or proc.poll() is not None, 300, "kolabfs under helgrind to mount")
-        assert proc.poll() is None, "kolabfs exited: %s" % open(log).read()[-6000:]
+    helgrind = ["--tool=helgrind", "--error-exitcode=99", "--suppressions=" + SUPP,
+                "--gen-suppressions=all", "--history-level=approx"]
+    with kfs.UnderValgrind(config, mp, log, helgrind,
+                           env=dict(os.environ, LD_PRELOAD=shim)) as v:
+        v.wait_mounted(lambda: os.path.isfile(os.path.join(mp, "snapshots", "latest",
+                                                           "MANIFEST.json")),
+                       "kolabfs under helgrind to mount")
         stable = ("stable-a", "stable-b")
         w = Workload(mp, reference, work, vols, rounds=4, min_iterations=1)
         # the eight readers of the main test, on the two small volumes
         readers = [(kind, name, "mysql" if vol == "spool" else vol)
                    for kind, name, vol in mix(stable, kfs.VOLUMES)]
         w.run(stable, readers, doomed="doomed")
-        assert proc.poll() is None, "kolabfs died under helgrind"
+        assert v.proc.poll() is None, "kolabfs died under helgrind"
         w.check(stable, doomed="doomed")
-    finally:
-        if kfs.is_mounted(mp):
-            kfs.run(["fusermount3", "-u", mp], check=False)
-        try:
-            rc = proc.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
     if os.environ.get("KFS_HELGRIND_LOG"):         # keep it, for writing suppressions
         shutil.copy(log, os.environ["KFS_HELGRIND_LOG"])
     # Nothing at all: what libfuse does by design is suppressed (see the
@@ -373,4 +360,4 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
     reports = helgrind_reports(log)
     assert not reports, "helgrind: %d report(s):\n\n%s" % (
         len(reports), "\n\n".join(reports)[:20000])
-    assert rc == 0, "kolabfs under helgrind exited %d:\n%s" % (rc, open(log).read()[-8000:])
+    assert v.rc == 0, "kolabfs under helgrind exited %d:\n%s" % (v.rc, v.report()[-8000:])

@@ -218,39 +218,20 @@ def test_expiry_and_idle_teardown_are_clean_under_valgrind(work, btrfs, tree):
     definite or indirect leak."""
     config = _config(work, btrfs, "max_age = 4", "idle_timeout = 3")
     mp = os.path.join(work, "mnt")
-    os.makedirs(mp)
-    vlog, klog = os.path.join(work, "valgrind.log"), os.path.join(work, "kolabfs.log")
-    with open(klog, "w") as out:
-        proc = subprocess.Popen(
-            ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
-             "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
-             "--log-file=" + vlog, kfs.KOLABFS, "-f", config, mp],
-            stdout=out, stderr=subprocess.STDOUT)
-
-    def log():
-        with open(klog) as f:
-            return f.read()
-
-    try:
-        kfs.wait_until(lambda: "mounted on" in log() or proc.poll() is not None, 300,
-                       "kolabfs under valgrind to mount")
-        assert proc.poll() is None, log()
+    with kfs.UnderValgrind(config, mp, os.path.join(work, "valgrind.log"),
+                           out=os.path.join(work, "kolabfs.log")) as v:
+        v.wait_mounted(lambda: "mounted on" in v.messages())
         os.mkdir(os.path.join(mp, "snapshots", "held"))
         fd = os.open(os.path.join(mp, "snapshots", "held", *FILE), os.O_RDONLY)
         try:
-            kfs.wait_until(lambda: "set held is older than max_age" in log(), 120,
+            kfs.wait_until(lambda: "set held is older than max_age" in v.messages(), 120,
                            "the held set to expire")
             assert os.pread(fd, 16, 0)
         finally:
             os.close(fd)
-        rc = proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            kfs.run(["fusermount3", "-u", mp], check=False)
-            proc.wait(timeout=300)
-    with open(vlog) as f:
-        report = f.read()
-    assert rc == 0, "exit %d\n%s\n%s" % (rc, log(), report[-6000:])
+        v.proc.wait(timeout=300)        # idle: it unmounts itself
+    log = v.messages
+    assert v.rc == 0, "exit %d\n%s\n%s" % (v.rc, log(), v.report()[-6000:])
     assert "set held dropped: older than max_age" in log(), log()
     assert "(idle_timeout): unmounting" in log(), log()
     assert btrfs.subvolumes() == {"spool", "imap", "mysql"}

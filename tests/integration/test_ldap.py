@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 import tempfile
 from urllib.parse import quote
 
@@ -411,17 +410,8 @@ def test_daemon_with_ldap_sections_is_clean_under_valgrind(work, btrfs, ds_up, o
     error and no definite or indirect leak, as test_leaks.py for volumes."""
     config = ldap_config(work, btrfs, ds_section(work, ds_up), ol_section(work, ol_up))
     mp = os.path.join(work, "mnt")
-    os.makedirs(mp)
-    log = os.path.join(work, "valgrind.log")
-    proc = subprocess.Popen(
-        ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
-         "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
-         "--log-file=" + log, kfs.KOLABFS, "-f", config, mp],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        kfs.wait_until(lambda: kfs.is_mounted(mp) or proc.poll() is not None, 300,
-                       "kolabfs under valgrind to mount")
-        assert proc.poll() is None, "kolabfs exited: %s" % open(log).read()
+    with kfs.UnderValgrind(config, mp, os.path.join(work, "valgrind.log")) as v:
+        v.wait_mounted()
         for f in ("ds/userroot.ldif", "ol/%s.ldif" % OL_SUFFIX):
             assert read_all(os.path.join(mp, "snapshots", "latest", f))
         os.mkdir(os.path.join(mp, "snapshots", "extra"))
@@ -433,17 +423,8 @@ def test_daemon_with_ldap_sections_is_clean_under_valgrind(work, btrfs, ds_up, o
         assert e.value.errno == errno.EIO
         ol_up.start()
         os.rmdir(os.path.join(mp, "snapshots", "extra"))
-    finally:
-        if kfs.is_mounted(mp):
-            kfs.run(["fusermount3", "-u", mp], check=False)
-        try:
-            rc = proc.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-    with open(log) as f:
-        report = f.read()
-    assert rc == 0, "kolabfs under valgrind exited %d:\n%s" % (rc, report[-6000:])
+    report = v.report()
+    assert v.rc == 0, "kolabfs under valgrind exited %d:\n%s" % (v.rc, report[-6000:])
     assert "definitely lost" not in report and "Invalid" not in report, report[-6000:]
     assert not [s for s in btrfs.subvolumes() if ".kolabfs-snapshots" in s], btrfs.subvolumes()
     assert os.listdir(os.path.join(work, "state", "sets")) == []
