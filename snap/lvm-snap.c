@@ -18,6 +18,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../src/error.h"
 #include "../src/log.h"
 #include "backend.h"
 #include "dm.h"
@@ -54,20 +55,6 @@ struct lvm_snap {
 static struct kfs_lvm *lvm_of(struct kfs_backend *be)
 {
 	return ((struct lvm_backend *)be)->lvm;
-}
-
-static int snap_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static int snap_error(GError **error, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (error && !*error)
-		*error = g_error_new_valist(G_FILE_ERROR, g_file_error_from_errno(err),
-					    fmt, ap);
-	va_end(ap);
-	return -err;
 }
 
 /* "1.5 GiB", with a plain space: messages get grepped. */
@@ -134,11 +121,11 @@ static int check_origin(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
 	*key = "lv";
 	ret = kfs_lvm_lv_get(lvm, part[0], part[1], lv, &err);
 	if (ret == -ENOENT)
-		return snap_error(error, ENOENT, "%s: no such %s", v->lv,
-				  strstr(err->message, "Volume group") ? "volume group" :
-				  "logical volume");
+		return kfs_error_errno(error, ENOENT, "%s: no such %s", v->lv,
+				       strstr(err->message, "Volume group") ? "volume group" :
+				       "logical volume");
 	if (ret < 0)
-		return snap_error(error, -ret, "%s: %s", v->lv, err->message);
+		return kfs_error_errno(error, -ret, "%s: %s", v->lv, err->message);
 	why = origin_refusal(lv);
 	if (!why && kfs_lvm_lv_is_thin(lv) && v->snapshot_size) {
 		*key = "snapshot_size";
@@ -147,7 +134,7 @@ static int check_origin(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
 	}
 	if (why) {
 		kfs_lvm_lv_clear(lv);
-		return snap_error(error, EINVAL, "%s %s", v->lv, why);
+		return kfs_error_errno(error, EINVAL, "%s %s", v->lv, why);
 	}
 	return 0;
 }
@@ -164,11 +151,11 @@ static int check_space(const struct kfs_volume_conf *v, const struct kfs_lvm_lv 
 	free_s = size_text(lv->vg_free);
 	need_s = size_text(*bytes);
 	other_s = size_text(reserved);
-	return snap_error(error, ENOSPC,
-			  "volume group %s has %s free, the snapshot of %s needs %s%s%s (snapshot_size = %s)",
-			  lv->vg, free_s, v->lv, need_s, reserved ? " besides the snapshots of earlier volumes, " : "",
-			  reserved ? other_s : "",
-			  v->snapshot_size ? v->snapshot_size : "default " KFS_DEFAULT_SNAPSHOT_SIZE);
+	return kfs_error_errno(error, ENOSPC,
+			       "volume group %s has %s free, the snapshot of %s needs %s%s%s (snapshot_size = %s)",
+			       lv->vg, free_s, v->lv, need_s, reserved ? " besides the snapshots of earlier volumes, " : "",
+			       reserved ? other_s : "",
+			       v->snapshot_size ? v->snapshot_size : "default " KFS_DEFAULT_SNAPSHOT_SIZE);
 }
 
 int kfs_lvm_volume_check(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
@@ -219,12 +206,12 @@ static int plan_name(struct kfs_backend *be, const struct kfs_set *set,
 	ret = kfs_lvm_lv_get(lvm_of(be), snap->vg, snap->name, &taken, &err);
 	if (ret == 0) {
 		kfs_lvm_lv_clear(&taken);
-		return snap_error(error, EEXIST,
-				  "[volume:%s] a logical volume %s/%s exists already; kolabfs will not take it over",
-				  src->name, snap->vg, snap->name);
+		return kfs_error_errno(error, EEXIST,
+				       "[volume:%s] a logical volume %s/%s exists already; kolabfs will not take it over",
+				       src->name, snap->vg, snap->name);
 	}
 	if (ret != -ENOENT)
-		return snap_error(error, -ret, "[volume:%s] %s", src->name, err->message);
+		return kfs_error_errno(error, -ret, "[volume:%s] %s", src->name, err->message);
 	src->snapshot = g_strdup_printf("%s/%s", snap->vg, snap->name);
 	src->record = g_strdup_printf("lvm:%s", src->snapshot);
 	src->root = src->volume->subdir ?
@@ -282,8 +269,8 @@ static int lvm_create(struct kfs_backend *be, struct kfs_source *src, GError **e
 				  KFS_LVM_TAG " %s/%s", snap->bytes, snap->name, snap->vg,
 				  snap->origin);
 	if (ret < 0)
-		return snap_error(error, -ret, "[volume:%s] cannot snapshot %s/%s: %s",
-				  src->name, snap->vg, snap->origin, err->message);
+		return kfs_error_errno(error, -ret, "[volume:%s] cannot snapshot %s/%s: %s",
+				       src->name, snap->vg, snap->origin, err->message);
 	return 0;
 }
 
@@ -310,15 +297,15 @@ static int lvm_open(struct kfs_backend *be, struct kfs_source *src, GError **err
 				  "lvchange --activate y --ignoreactivationskip %s/%s",
 				  snap->vg, snap->name);
 		if (ret < 0)
-			return snap_error(error, -ret, "[volume:%s] cannot activate %s: %s",
-					  src->name, src->snapshot, err->message);
+			return kfs_error_errno(error, -ret, "[volume:%s] cannot activate %s: %s",
+					       src->name, src->snapshot, err->message);
 	}
 	wait_node(dev);
 	ret = kfs_mount_detached(dev, src->volume->subdir, &snap->mount_fd,
 				 &src->root_fd, &src->filesystem, &err);
 	if (ret < 0)
-		return snap_error(error, -ret, "[volume:%s] snapshot %s: %s", src->name,
-				  src->snapshot, err->message);
+		return kfs_error_errno(error, -ret, "[volume:%s] snapshot %s: %s", src->name,
+				       src->snapshot, err->message);
 	kfs_debug("[volume:%s] %s mounted (%s)", src->name, src->snapshot, src->filesystem);
 	return 0;
 }

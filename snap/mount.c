@@ -20,22 +20,8 @@
 #include <blkid.h>
 #include <linux/openat2.h>
 
+#include "../src/error.h"
 #include "mount.h"
-
-static int mount_error(GError **error, int err, const char *fmt, ...)
-	G_GNUC_PRINTF(3, 4);
-
-static int mount_error(GError **error, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (error && !*error)
-		*error = g_error_new_valist(G_FILE_ERROR, g_file_error_from_errno(err),
-					    fmt, ap);
-	va_end(ap);
-	return -err;
-}
 
 /* The filesystem type libblkid finds on DEV, or NULL. */
 static char *probe_type(const char *dev, GError **error)
@@ -46,8 +32,8 @@ static char *probe_type(const char *dev, GError **error)
 
 	pr = blkid_new_probe_from_filename(dev);
 	if (!pr) {
-		mount_error(error, errno ? errno : EIO, "%s: cannot probe: %s", dev,
-			    g_strerror(errno ? errno : EIO));
+		kfs_error_errno(error, errno ? errno : EIO, "%s: cannot probe: %s", dev,
+				g_strerror(errno ? errno : EIO));
 		return NULL;
 	}
 	blkid_probe_enable_superblocks(pr, 1);
@@ -57,7 +43,7 @@ static char *probe_type(const char *dev, GError **error)
 	    blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0)
 		ret = g_strdup(type);
 	else
-		mount_error(error, EMEDIUMTYPE, "%s: no filesystem found", dev);
+		kfs_error_errno(error, EMEDIUMTYPE, "%s: no filesystem found", dev);
 	blkid_free_probe(pr);
 	return ret;
 }
@@ -99,8 +85,8 @@ static int mount_type(const char *dev, const char *type, GError **error)
 
 	fsfd = fsopen(type, FSOPEN_CLOEXEC);
 	if (fsfd < 0)
-		return mount_error(error, errno, "%s: cannot mount %s: %s", dev, type,
-				   g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: cannot mount %s: %s", dev, type,
+				       g_strerror(errno));
 	ret = configure(fsfd, dev, type);
 	if (ret < 0)
 		goto close_context;
@@ -112,9 +98,9 @@ static int mount_type(const char *dev, const char *type, GError **error)
 close_context:
 	if (ret < 0) {
 		context_messages(fsfd, msg);
-		mount_error(error, -ret, "%s: cannot mount %s read-only: %s%s%s%s", dev,
-			    type, g_strerror(-ret), msg->len ? " (" : "", msg->str,
-			    msg->len ? ")" : "");
+		kfs_error_errno(error, -ret, "%s: cannot mount %s read-only: %s%s%s%s", dev,
+				type, g_strerror(-ret), msg->len ? " (" : "", msg->str,
+				msg->len ? ")" : "");
 	}
 	close(fsfd);
 	return ret < 0 ? ret : mfd;
@@ -149,18 +135,18 @@ int kfs_mount_detached(const char *dev, const char *subdir, int *mount_fd,
 	else if (!strcmp(type, "xfs"))
 		fs = "xfs";
 	else
-		return mount_error(error, EMEDIUMTYPE,
-				   "%s: %s filesystem, expected ext2, ext3, ext4 or xfs",
-				   dev, type);
+		return kfs_error_errno(error, EMEDIUMTYPE,
+				       "%s: %s filesystem, expected ext2, ext3, ext4 or xfs",
+				       dev, type);
 	mfd = mount_type(dev, fs, error);
 	if (mfd < 0)
 		return mfd;
 	fd = open_subdir(mfd, subdir);
 	if (fd < 0) {
 		close(mfd);
-		return mount_error(error, -fd, "%s: subdir %s: %s%s", dev, subdir ? subdir : ".",
-				   g_strerror(-fd), fd == -ELOOP ? " (a symbolic link)" :
-				   fd == -EXDEV ? " (crosses a mount point)" : "");
+		return kfs_error_errno(error, -fd, "%s: subdir %s: %s%s", dev, subdir ? subdir : ".",
+				       g_strerror(-fd), fd == -ELOOP ? " (a symbolic link)" :
+				       fd == -EXDEV ? " (crosses a mount point)" : "");
 	}
 	*mount_fd = mfd;
 	*root_fd = fd;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
+#include "../src/error.h"
 #include "../src/log.h"
 #include "../src/testpoint.h"
 #include "backend.h"
@@ -51,34 +52,19 @@ struct kfs_sets {
 /* How often the monitor looks at copy-on-write usage. */
 #define MONITOR_SECONDS 5
 
-static int set_error(GError **error, int err, const char *fmt, ...)
-	G_GNUC_PRINTF(3, 4);
-
-static int set_error(GError **error, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (error && !*error) {
-		va_start(ap, fmt);
-		*error = g_error_new_valist(G_FILE_ERROR, g_file_error_from_errno(err), fmt, ap);
-		va_end(ap);
-	}
-	return -err;
-}
-
 static int state_dir_open(struct kfs_sets *sets, GError **error)
 {
 	const char *dir = sets->cfg->state_dir;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return set_error(error, errno, "state_dir %s: cannot create: %s",
-				 dir, g_strerror(errno));
+		return kfs_error_errno(error, errno, "state_dir %s: cannot create: %s",
+				       dir, g_strerror(errno));
 	/* Copies of configuration (and later LDIF) are spooled here. */
 	if (chmod(dir, 0700) < 0)
-		return set_error(error, errno, "state_dir %s: %s", dir, g_strerror(errno));
+		return kfs_error_errno(error, errno, "state_dir %s: %s", dir, g_strerror(errno));
 	if (mkdir(sets->sets_dir, 0700) < 0 && errno != EEXIST)
-		return set_error(error, errno, "state_dir %s: cannot create: %s",
-				 sets->sets_dir, g_strerror(errno));
+		return kfs_error_errno(error, errno, "state_dir %s: cannot create: %s",
+				       sets->sets_dir, g_strerror(errno));
 	return 0;
 }
 
@@ -98,7 +84,7 @@ static int lock_take(struct kfs_sets *sets, GError **error)
 
 	sets->lock_fd = open(sets->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (sets->lock_fd < 0)
-		return set_error(error, errno, "%s: %s", sets->lock_path, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", sets->lock_path, g_strerror(errno));
 	if (flock(sets->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		int err = errno;
 
@@ -108,10 +94,10 @@ static int lock_take(struct kfs_sets *sets, GError **error)
 		close(sets->lock_fd);
 		sets->lock_fd = -1;
 		if (err != EWOULDBLOCK)
-			return set_error(error, err, "%s: %s", sets->lock_path, g_strerror(err));
-		return set_error(error, EBUSY,
-				 "state_dir %s is in use by another kolabfs (pid %s)",
-				 sets->cfg->state_dir, *pid ? pid : "unknown");
+			return kfs_error_errno(error, err, "%s: %s", sets->lock_path, g_strerror(err));
+		return kfs_error_errno(error, EBUSY,
+				       "state_dir %s is in use by another kolabfs (pid %s)",
+				       sets->cfg->state_dir, *pid ? pid : "unknown");
 	}
 	lock_write_pid(sets);
 	return 0;
@@ -379,7 +365,7 @@ static int source_open(struct kfs_source *src, GError **error)
 {
 	src->root_fd = open(src->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (src->root_fd < 0)
-		return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", src->root, g_strerror(errno));
 	return 0;
 }
 
@@ -391,14 +377,14 @@ static int export_ldaps(const struct kfs_config *cfg, struct kfs_set *set, GErro
 	size_t i;
 
 	if (cfg->n_ldaps && mkdir(top, 0700) < 0 && errno != EEXIST)
-		return set_error(error, errno, "%s: %s", top, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", top, g_strerror(errno));
 	for (i = 0; i < set->n_sources; i++) {
 		struct kfs_source *src = &set->sources[i];
 
 		if (src->kind != KFS_SOURCE_LDAP)
 			continue;
 		if (mkdir(src->root, 0755) < 0)
-			return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+			return kfs_error_errno(error, errno, "%s: %s", src->root, g_strerror(errno));
 		src->exports = kfs_ldap_export(&cfg->ldaps[src->volume_index], src->root, error);
 		if (!src->exports)
 			return -EIO;
@@ -487,7 +473,7 @@ static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GErro
 	int ret;
 
 	if (mkdir(top, 0700) < 0 && errno != EEXIST)
-		return set_error(error, errno, "%s: %s", top, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", top, g_strerror(errno));
 	for (i = 0; i < set->n_sources; i++) {
 		struct kfs_source *src = &set->sources[i];
 		GError *err = NULL;
@@ -495,7 +481,7 @@ static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GErro
 		if (src->kind != KFS_SOURCE_COPY)
 			continue;
 		if (mkdir(src->root, 0755) < 0)
-			return set_error(error, errno, "%s: %s", src->root, g_strerror(errno));
+			return kfs_error_errno(error, errno, "%s: %s", src->root, g_strerror(errno));
 		for (p = cfg->copies[src->volume_index].paths; *p; p++) {
 			ret = kfs_copy_tree(*p, src->root, &err);
 			if (ret == -ENOENT && access(*p, F_OK) < 0) {
@@ -509,8 +495,8 @@ static int copy_sources(const struct kfs_config *cfg, struct kfs_set *set, GErro
 				continue;
 			}
 			if (ret < 0) {
-				ret = set_error(error, -ret, "[copy:%s] %s", src->name,
-						err ? err->message : g_strerror(-ret));
+				ret = kfs_error_errno(error, -ret, "[copy:%s] %s", src->name,
+						      err ? err->message : g_strerror(-ret));
 				g_clear_error(&err);
 				return ret;
 			}
@@ -602,7 +588,7 @@ static int set_build(struct kfs_sets *sets, struct kfs_set *set, GError **error)
 		return ret;
 	set->manifest_fd = open(set->manifest, O_PATH | O_CLOEXEC);
 	if (set->manifest_fd < 0)
-		return set_error(error, errno, "%s: %s", set->manifest, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", set->manifest, g_strerror(errno));
 	return 0;
 }
 
@@ -614,15 +600,15 @@ static int take_locked(struct kfs_sets *sets, const char *name,
 	int ret;
 
 	if (!kfs_name_is_safe(name) || !strcmp(name, "latest"))
-		return set_error(error, EINVAL, "\"%s\" is not a usable set name", name);
+		return kfs_error_errno(error, EINVAL, "\"%s\" is not a usable set name", name);
 	g_mutex_lock(&sets->lock);
 	set = find_live(sets, name);
 	g_mutex_unlock(&sets->lock);
 	if (set)
-		return set_error(error, EEXIST, "a set named %s exists already", name);
+		return kfs_error_errno(error, EEXIST, "a set named %s exists already", name);
 	dir = g_build_filename(sets->sets_dir, name, NULL);
 	if (mkdir(dir, 0700) < 0)
-		return set_error(error, errno, "%s: %s", dir, g_strerror(errno));
+		return kfs_error_errno(error, errno, "%s: %s", dir, g_strerror(errno));
 
 	set = kfs_set_new(name, dir);
 	g_ptr_array_extend_and_steal(set->warnings, g_steal_pointer(&sets->reaped));
@@ -655,8 +641,8 @@ int kfs_sets_take(struct kfs_sets *sets, const char *name,
 	if (!name) {
 		auto_name = name_from_format(sets->cfg->name_format);
 		if (!auto_name)
-			return set_error(error, EINVAL, "name_format \"%s\" gives an empty name",
-					 sets->cfg->name_format);
+			return kfs_error_errno(error, EINVAL, "name_format \"%s\" gives an empty name",
+					       sets->cfg->name_format);
 		name = auto_name;
 	}
 	g_mutex_lock(&sets->take_lock);
@@ -712,8 +698,8 @@ static int drop(struct kfs_sets *sets, const char *name, bool unused_only, const
 	if (ret < 0) {
 		g_mutex_unlock(&sets->take_lock);
 		if (ret == -ENOENT)
-			return set_error(error, ENOENT, "no set named %s", name);
-		return set_error(error, EBUSY, "set %s is in use", name);
+			return kfs_error_errno(error, ENOENT, "no set named %s", name);
+		return kfs_error_errno(error, EBUSY, "set %s is in use", name);
 	}
 	g_atomic_int_set(&set->dead, 1);
 	if (sets->on_change)
@@ -723,7 +709,7 @@ static int drop(struct kfs_sets *sets, const char *name, bool unused_only, const
 	kfs_info("set %s dropped%s%s", name, complete ? "" : " (incompletely)", why);
 	kfs_set_unref(set);
 	if (!complete)
-		return set_error(error, EBUSY, "set %s could not be torn down completely", name);
+		return kfs_error_errno(error, EBUSY, "set %s could not be torn down completely", name);
 	return 0;
 }
 
