@@ -47,6 +47,18 @@ def run(cmd, check=True, timeout=300, **kw):
     return p
 
 
+def terminate(proc, timeout):
+    """SIGTERM to a child server that is still running, wait (bounded), then
+    SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_until(cond, timeout=60.0, what="condition", interval=0.02):
     """Poll cond() until it is true; fail after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -25,11 +25,10 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
-from kfs import run, wait_until
+from kfs import run, terminate, wait_until
 
 DEFAULTS_INF = "/usr/share/dirsrv/inf/defaults.inf"
 DM = "cn=Directory Manager"
@@ -128,13 +127,7 @@ class Server:
     def stop(self):
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 60)
         self.proc = None
 
     def tool(self, tool, *args, input=None, check=True, uri=None):

@@ -8,14 +8,13 @@ It runs as root (--user=root), as servers.md describes.  Waits are bounded
 polls on a condition, never sleeps.
 """
 import os
-import signal
 import socket
 import subprocess
 import time
 
 import pymysql
 
-from kfs import run, wait_until
+from kfs import run, terminate, wait_until
 
 
 def free_port():
@@ -99,13 +98,7 @@ class MariaDB:
     def stop(self):
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 120)
         self.proc = None
 
     def kill(self):
