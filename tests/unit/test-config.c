@@ -1,4 +1,4 @@
-/* Unit tests of src/config.c: parsing, every error message, the host check.
+/* Unit tests of src/config*.c: parsing, every error message, the host check.
  * No root, no btrfs: configs are written to a fresh temporary directory. */
 #include "autoconf.h"
 
