@@ -117,7 +117,7 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fi->fh;
 	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fuse_reply_data(req, &buf, 0);
 }
 
 static void release_fh(fuse_req_t req, struct kfs_node *node, struct fuse_file_info *fi)

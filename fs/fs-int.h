@@ -14,6 +14,7 @@
  * day.  kolabfs's own entries change with mkdir/rmdir: a second. */
 #define KFS_PASS_TIMEOUT 86400.0
 #define KFS_VIRTUAL_TIMEOUT 1.0
+#define KFS_MAX_READ (512u << 10)
 
 struct kfs_fs {
 	const struct kfs_config *cfg;

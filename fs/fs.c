@@ -18,8 +18,16 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * so a user reads through the mount only what they could on disk. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* File data goes from the snapshot's page cache to the kernel by
+	 * splice, one copy.  Not SPLICE_MOVE: stealing the pages cost more
+	 * CPU than copying them, measured (tests/bench/fs_paths.py dd). */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+	/* READs of at most 512 KiB (max_pages follows max_write): one READ
+	 * and its header must fit the 1 MiB pipe (pipe-max-size), or libfuse
+	 * falls back to reading into a fresh buffer, ten times the CPU. */
+	conn->max_write = KFS_MAX_READ;
 	/* Backup tools stat every entry they list: always readdirplus. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "../fs/bdi.h"
 #include "../fs/fs.h"
 #include "../snap/ldap.h"
 #include "../snap/lvm.h"
@@ -31,6 +32,7 @@ struct kfs_main {
 	struct kfs_fs *fs;
 	struct fuse_session *se;
 	struct kfs_expire *expire;      /* idle_timeout, max_age; NULL if off */
+	struct kfs_bdi *bdi;            /* raises read_ahead_kb; NULL if not */
 };
 
 /* Open files hold a descriptor each; tools like restic open many. */
@@ -196,6 +198,7 @@ static int stage_serve(struct kfs_main *m)
 		kfs_log_to_syslog();
 	kfs_sets_daemonized(m->sets);
 	m->expire = kfs_expire_start(m->cfg, m->sets, m->opts.mountpoint);
+	m->bdi = kfs_bdi_tune_start(m->opts.mountpoint, KFS_READ_AHEAD_KB);
 	kfs_info("mounted on %s", m->opts.mountpoint);
 	if (m->opts.singlethread)
 		return serve_result(fuse_session_loop(m->se));
@@ -238,6 +241,7 @@ static bool stage_teardown(struct kfs_main *m, bool mounted)
 		fuse_remove_signal_handlers(m->se);
 		fuse_session_destroy(m->se);
 	}
+	kfs_bdi_tune_stop(m->bdi);
 	ignore_signals();
 	kfs_fs_destroy(m->fs);
 	complete = kfs_sets_destroy(m->sets);

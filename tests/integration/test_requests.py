@@ -6,7 +6,8 @@ snapshot's directories: no OPENDIR/RELEASEDIR round trip each time a walker
 enters one (the kernel keeps directory handles itself), no READDIRPLUS, no
 GETATTR.  And the listings read without a directory handle are the same as
 those read with one (KOLABFS_OPENDIR=1 keeps the handle path, which kernels
-without no-opendir support take).
+without no-opendir support take).  A big file streams in READs of 512 KiB,
+each spliced, not in the kernel's default 128 KiB.
 """
 import os
 import re
@@ -15,6 +16,8 @@ import subprocess
 import kfs
 
 OPCODE = re.compile(rb"opcode: ([A-Z_]+) ")
+REQUEST = re.compile(rb"unique: (\d+), opcode: ([A-Z_]+) ")
+REPLY = re.compile(rb"   unique: (\d+), (?:success|error: [^,]+), outsize: (\d+)(.*)")
 
 
 class DebugMount:
@@ -48,6 +51,15 @@ class DebugMount:
         for m in OPCODE.finditer(text):
             ops[m.group(1).decode()] = ops.get(m.group(1).decode(), 0) + 1
         return ops
+
+    def replies_since(self, mark, opcode):
+        """[(outsize, rest of the line)] of the replies to OPCODE after MARK."""
+        with open(self.log, "rb") as f:
+            f.seek(mark)
+            text = f.read()
+        asked = {m.group(1) for m in REQUEST.finditer(text) if m.group(2) == opcode.encode()}
+        return [(int(m.group(2)), m.group(3).decode()) for m in REPLY.finditer(text)
+                if m.group(1) in asked]
 
     def stop(self):
         if kfs.is_mounted(self.mp):
@@ -131,3 +143,31 @@ def test_latest_and_the_listing_move_although_the_kernel_caches_them(work, btrfs
         assert sorted(os.listdir(snaps)) == sorted([first, "latest"])
     finally:
         assert m.stop() == 0
+
+
+def test_a_big_file_streams_in_big_spliced_reads(work, btrfs, tree, config):
+    """The kernel's read-ahead of the mount is raised to 4 MiB, so a big
+    file is asked for in READs of 512 KiB, several in flight; none bigger,
+    or libfuse could not splice it (a READ and its header must fit the
+    1 MiB pipe) and would copy it through a fresh buffer instead."""
+    data = os.urandom(24 << 20)
+    with open(os.path.join(btrfs.path("spool"), "big.mbox"), "wb") as f:
+        f.write(data)
+    m = DebugMount(work, config)
+    try:
+        dev = os.stat(m.mp).st_dev
+        with open("/sys/class/bdi/%d:%d/read_ahead_kb"
+                  % (os.major(dev), os.minor(dev))) as f:
+            read_ahead_kb = int(f.read())
+        mark = m.mark()
+        with open(m.latest("spool", "big.mbox"), "rb") as f:
+            got = b"".join(iter(lambda: f.read(1 << 20), b""))
+        reads = m.replies_since(mark, "READ")
+    finally:
+        assert m.stop() == 0
+    assert got == data
+    assert read_ahead_kb == 4096
+    sizes = sorted(n - 16 for n, _ in reads)           # less the reply header
+    assert sizes[-1] == 512 << 10, sizes[-8:]
+    assert len(reads) <= (len(data) >> 19) + 8, len(reads)
+    assert all("(splice)" in rest for n, rest in reads if n > 16), reads[:8]
