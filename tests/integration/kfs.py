@@ -164,6 +164,30 @@ def kolabfs_pids(mountpoint):
     return res
 
 
+def sanitizer_pass():
+    """True in tests/run's sanitizer pass: ASAN_OPTIONS is set (its log_path
+    is where every report goes), and the kolabfs under test must be the
+    ASan+UBSan build (KOLABFS_BUILDDIR=build-asan)."""
+    return bool(os.environ.get("ASAN_OPTIONS"))
+
+
+def assert_under_test(pid):
+    """Process pid runs KOLABFS, the binary under test, and in the sanitizer
+    pass an ASan build of it (libasan mapped).  Checked for every mount a
+    test starts (Kolabfs.check_started) and for the daemons a script starts
+    (kolabfs-hook, the sandbox), which could otherwise run another kolabfs
+    (PATH's, the source tree's): the sanitizer pass would then pass without
+    the daemon's paths being sanitized."""
+    exe = "/proc/%d/exe" % pid
+    assert os.path.samefile(exe, KOLABFS), \
+        "pid %d runs %s, not the kolabfs under test %s" % (pid, os.readlink(exe), KOLABFS)
+    if sanitizer_pass():
+        with open("/proc/%d/maps" % pid) as f:
+            maps = f.read()
+        assert "/libasan.so" in maps, \
+            "ASAN_OPTIONS is set but pid %d (%s) is no ASan build" % (pid, os.readlink(exe))
+
+
 # --------------------------------------------------------------------------
 # loop-file btrfs
 
@@ -737,6 +761,7 @@ class Kolabfs:
             self.config, self.mp, self.rc, self.err, self.out)
         assert is_mounted(self.mp), "kolabfs returned 0 but %s is not mounted" % self.mp
         assert self.pid, "kolabfs returned 0 but no kolabfs process serves %s" % self.mp
+        assert_under_test(self.pid)
 
     def path(self, *p):
         return os.path.join(self.mp, *p)

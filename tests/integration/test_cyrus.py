@@ -264,6 +264,7 @@ def test_hook_before_after(work, btrfs):
     assert "mounted" in p.stdout and name in p.stdout, p.stdout
     pids = kfs.kolabfs_pids(mp)
     assert len(pids) == 1
+    kfs.assert_under_test(pids[0])          # the hook ran KOLABFS, not PATH's
 
     # twice: refused, the mount and its set untouched
     p = hook(work, "--before", conf, mp)
@@ -363,6 +364,7 @@ def test_hook_busy_crash_leftovers(work, btrfs):
     # reports the crash and the snapshots it left
     assert hook(work, "--before", conf, mp).returncode == 0
     pid = kfs.kolabfs_pids(mp)[0]
+    kfs.assert_under_test(pid)
     os.kill(pid, signal.SIGKILL)
     kfs.wait_until(lambda: not kfs.pid_alive(pid), 30, "kolabfs to die")
     p = hook(work, "--before", conf, mp)

@@ -7,8 +7,8 @@ snapshot, no server process, no loop device); `purge` removes the rest.
 The sandbox runs below a directory of the test's own (KFS_SANDBOX_ROOT), on
 free ports, so it touches neither /etc, /srv, /mnt nor a sandbox someone
 runs on this machine.  Dependencies and the build are the test suite's
-(KFS_SKIP_DEPS, KFS_SKIP_BUILD): the sandbox mounts the kolabfs of this
-tree.
+(KFS_SKIP_DEPS, KFS_SKIP_BUILD): the sandbox mounts the kolabfs under test
+(KOLABFS: this tree's, or KOLABFS_BUILDDIR's, e.g. the sanitizer build).
 """
 import imaplib
 import json
@@ -31,7 +31,8 @@ class Sandbox:
     def __init__(self, root):
         self.root = root
         self.env = dict(os.environ, KFS_SANDBOX_ROOT=root, KFS_SKIP_DEPS="1",
-                        KFS_SKIP_BUILD="1", KFS_SANDBOX_DS_PORT=str(free_port()),
+                        KFS_SKIP_BUILD="1", KOLABFS=kfs.KOLABFS,
+                        KFS_SANDBOX_DS_PORT=str(free_port()),
                         KFS_SANDBOX_DS_SECURE_PORT=str(free_port()),
                         KFS_SANDBOX_IMAP_PORT=str(free_port()))
         self.state = os.path.join(root, "var", "lib", "kolabfs-sandbox")
@@ -125,6 +126,8 @@ def test_sandbox_up_and_down(sandbox):
     out = sb("up").stdout
     assert "kolabfs sandbox is up." in out, out
     assert kfs.is_mounted(sb.mp)
+    [pid] = kfs.kolabfs_pids(sb.mp)
+    kfs.assert_under_test(pid)
     status = sb("status").stdout
     for server in ("cyrus", "mariadb", "389-ds"):
         assert re.search(r"^%s +: pid \d+" % server, status, re.M), status
