@@ -6,7 +6,8 @@
  * or two READs at a time, while read directly from btrfs, which sets 4 MiB
  * for itself, it streams with megabytes in flight: the cold dd of the
  * benchmark took twice as long.  So kolabfs raises its own bdi's
- * read_ahead_kb once the mount is up. */
+ * read_ahead_kb once the mount is up; the bdi is named by the mount's
+ * device number. */
 #include "autoconf.h"
 
 #include <errno.h>
@@ -14,8 +15,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <glib.h>
 
@@ -28,13 +27,29 @@ struct kfs_bdi {
 	unsigned int kib;
 };
 
-static int write_read_ahead(dev_t dev, unsigned int kib)
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape(char *s)
 {
-	char file[64], value[32];
+	char *out = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
+static int write_read_ahead(const char *dev, unsigned int kib)
+{
+	char file[128], value[32];
 	int fd, len, ret = 0;
 
-	snprintf(file, sizeof(file), "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev),
-		 minor(dev));
+	snprintf(file, sizeof(file), "/sys/class/bdi/%s/read_ahead_kb", dev);
 	len = snprintf(value, sizeof(value), "%u\n", kib);
 	fd = open(file, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, value, len) != len)
@@ -44,23 +59,63 @@ static int write_read_ahead(dev_t dev, unsigned int kib)
 	if (ret)
 		/* slower big reads, nothing worse: say so and go on */
 		kfs_warn("%s: %s", file, strerror(-ret));
+	else
+		kfs_debug("%s: %u", file, kib);
 	return ret;
+}
+
+/* "MAJ:MIN" of the topmost FUSE mount on MOUNTPOINT, or NULL. */
+static char *mount_device(const char *mountpoint)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	char *dev = NULL, **l;
+
+	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+		return NULL;
+	lines = g_strsplit(text, "\n", -1);
+	for (l = lines; *l; l++) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE ... */
+		g_auto(GStrv) f = g_strsplit(*l, " ", 6);
+		const char *sep = strstr(*l, " - ");
+
+		if (g_strv_length(f) < 6 || !sep || !g_str_has_prefix(sep + 3, "fuse"))
+			continue;
+		unescape(f[4]);
+		if (strcmp(f[4], mountpoint) == 0) {
+			g_free(dev);
+			dev = g_strdup(f[2]);
+		}
+	}
+	return dev;
 }
 
 /*
  * The kernel's handling of FUSE_INIT's reply sets read_ahead_kb to the
- * smaller of the two, undoing anything written before.  A stat of the
- * root is a GETATTR, which the kernel holds until that reply is handled,
- * and which the session loop answers: after it, a new value stays.  The
- * mount's device number (st_dev) names its bdi.
+ * smaller of the two, undoing anything written before.  Opening the root
+ * sends requests (GETATTR for the permission check, OPENDIR), which the
+ * kernel holds until that reply is handled and the session loop answers:
+ * after it, a new value stays.  open(2), not stat(2): valgrind lets other
+ * threads run while a thread waits in open, not in stat, and the loop's
+ * threads must run to answer.  The device comes from mountinfo for the
+ * same reason (fstat could wait for a GETATTR).
  */
 static void *tune(void *arg)
 {
 	struct kfs_bdi *b = arg;
-	struct stat st;
+	g_autofree char *dev = NULL;
+	int fd;
 
-	if (stat(b->mountpoint, &st) == 0)
-		write_read_ahead(st.st_dev, b->kib);
+	fd = open(b->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;            /* unmounted already */
+	close(fd);
+	dev = mount_device(b->mountpoint);
+	if (dev)
+		write_read_ahead(dev, b->kib);
+	else
+		kfs_warn("%s: not in /proc/self/mountinfo: read-ahead left as it is",
+			 b->mountpoint);
 	return NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
+#include <glib.h>
 
 #include "../src/annotate.h"
 #include "fs-int.h"
@@ -50,6 +51,59 @@ static void reply_open(fuse_req_t req, struct kfs_node *node, struct fuse_file_i
 		release_fh(req, node, fi);
 }
 
+/*
+ * A small file is read whole right after it is opened: tar, rsync and
+ * restic do.  Its READ is one more round trip the reader waits for, and
+ * in a copy of a mail spool the round trips cost more than the data.  So
+ * OPEN reads a file smaller than KFS_STORE_MAX itself and hands it to the
+ * kernel's page cache (FUSE_NOTIFY_STORE) before answering; with
+ * keep_cache, read(2) finds it there.  Once per node (node->cached: the
+ * kernel may hold pages of the file, stored or read): the pages live no
+ * longer than the kernel's inode, which holds the node, and if the kernel
+ * drops them earlier a READ fetches them as before.  Files in a snapshot
+ * do not change, so what is stored stays true until the set is dropped,
+ * when fs.c has the kernel forget the pages of every cached node.
+ */
+#define KFS_STORE_MAX (128u << 10)
+
+static bool read_whole(int fd, char *data, size_t size)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < size) {
+		n = pread(fd, data + done, size - done, done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += n;
+	}
+	return true;
+}
+
+static void store_small(struct kfs_fs *fs, fuse_ino_t ino, struct kfs_node *node, int fd,
+			int flags)
+{
+	struct fuse_bufvec buf;
+	struct stat st;
+	char *data;
+
+	if (__atomic_load_n(&node->cached, __ATOMIC_RELAXED) || !fs->se || (flags & O_DIRECT))
+		return;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    st.st_size >= KFS_STORE_MAX)
+		return;
+	data = g_malloc(st.st_size);
+	if (read_whole(fd, data, st.st_size)) {
+		buf = (struct fuse_bufvec)FUSE_BUFVEC_INIT(st.st_size);
+		buf.buf[0].mem = data;
+		if (fuse_lowlevel_notify_store(fs->se, ino, 0, &buf, 0) == 0)
+			__atomic_store_n(&node->cached, true, __ATOMIC_RELAXED);
+	}
+	g_free(data);
+}
+
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kfs_fs *fs = kfs_fs_of(req);
@@ -86,8 +140,10 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if (node->kind == KFS_NODE_PASS)
+	if (node->kind == KFS_NODE_PASS) {
 		kfs_source_fd_add(node->src, fd);
+		store_small(fs, ino, node, fd, fi->flags);
+	}
 	fi->fh = fd;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
@@ -114,6 +170,8 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, kfs_node_unusable(node));
 		return;
 	}
+	if (!__atomic_load_n(&node->cached, __ATOMIC_RELAXED))
+		__atomic_store_n(&node->cached, true, __ATOMIC_RELAXED);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fi->fh;
 	buf.buf[0].pos = off;

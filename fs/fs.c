@@ -28,6 +28,10 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * and its header must fit the 1 MiB pipe (pipe-max-size), or libfuse
 	 * falls back to reading into a fresh buffer, ten times the CPU. */
 	conn->max_write = KFS_MAX_READ;
+	/* Requests are read with one read(2), not spliced through a pipe
+	 * (two calls): libfuse asks for that because of erofs_write_buf,
+	 * but no WRITE ever comes with its data. */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
 	/* Backup tools stat every entry they list: always readdirplus. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
@@ -322,16 +326,31 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 	g_free(fs);
 }
 
+static bool cached_and_dropped(const struct kfs_node *n)
+{
+	return n->kind == KFS_NODE_PASS && __atomic_load_n(&n->cached, __ATOMIC_RELAXED) &&
+	       kfs_set_is_dead(n->set);
+}
+
 /*
  * A set came or went: `latest` points elsewhere and /snapshots lists other
  * names.  The kernel caches both (symlink bodies and listings are kept in
  * its page cache); mkdir and rmdir through the mount refresh the listing
- * by themselves, sets dropped by kolabfs itself do not.
+ * by themselves, sets dropped by kolabfs itself do not.  And a file of a
+ * dropped set that is still open must read ESTALE, not the pages the
+ * kernel kept (keep_cache; fs/file.c stores small files at open).
  */
 static void sets_changed(void *data)
 {
 	struct kfs_fs *fs = data;
 	struct kfs_node *n;
+	GArray *ids;
+	guint i;
+
+	ids = kfs_inodes_select(fs->inodes, cached_and_dropped);
+	for (i = 0; i < ids->len; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, g_array_index(ids, uint64_t, i), 0, 0);
+	g_array_free(ids, true);
 
 	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_LATEST);
 	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);

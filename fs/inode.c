@@ -134,6 +134,7 @@ static struct kfs_node *ref_key(struct kfs_inodes *t, const struct kfs_node_key 
 		node->path = g_strdup(path);
 		node->src = src;
 		node->ino = ino;
+		KFS_BENIGN_RACE(node->cached, "a hint, set and read atomically (fs/file.c)");
 		g_hash_table_add(sh->nodes, node);
 	}
 	node->nlookup++;
@@ -161,6 +162,28 @@ struct kfs_node *kfs_inodes_ref_pass(struct kfs_inodes *t, struct kfs_set *set,
 	struct kfs_node_key key = { KFS_NODE_PASS, src, local_ino };
 
 	return ref_key(t, &key, set, src, kfs_ino_make(src->ino_space, local_ino), path);
+}
+
+GArray *kfs_inodes_select(struct kfs_inodes *t, bool (*pick)(const struct kfs_node *node))
+{
+	GArray *ids = g_array_new(false, false, sizeof(uint64_t));
+	GHashTableIter it;
+	struct kfs_node *node;
+	uint64_t id;
+	int i;
+
+	for (i = 0; i < N_SHARDS; i++) {
+		g_mutex_lock(&t->shards[i].lock);
+		g_hash_table_iter_init(&it, t->shards[i].nodes);
+		while (g_hash_table_iter_next(&it, (gpointer *)&node, NULL)) {
+			if (!pick(node))
+				continue;
+			id = kfs_inodes_nodeid(node);
+			g_array_append_val(ids, id);
+		}
+		g_mutex_unlock(&t->shards[i].lock);
+	}
+	return ids;
 }
 
 void kfs_inodes_forget(struct kfs_inodes *t, struct kfs_node *node, uint64_t n)

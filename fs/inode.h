@@ -2,8 +2,10 @@
 #ifndef KFS_INODE_H
 #define KFS_INODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <glib.h>
 
 #include "../snap/set.h"
 
@@ -39,6 +41,7 @@ struct kfs_node {
 	char *path;                     /* PASS: "" for the source root */
 	uint64_t nlookup;               /* the kernel's lookup count */
 	void *dir_stream;               /* PASS dir: see fs/dir.c (atomic) */
+	bool cached;                    /* PASS file: see fs/file.c (atomic) */
 };
 
 struct kfs_inodes;
@@ -62,6 +65,13 @@ struct kfs_node *kfs_inodes_ref_set(struct kfs_inodes *t, struct kfs_set *set,
 struct kfs_node *kfs_inodes_ref_pass(struct kfs_inodes *t, struct kfs_set *set,
 				     struct kfs_source *src, uint64_t local_ino,
 				     const char *path);
+
+/*
+ * The FUSE ids of the nodes PICK chooses, for use after the table's locks
+ * are let go: a node may be gone by then, and its id is only good for a
+ * notification, which the kernel answers with ENOENT for an unknown id.
+ */
+GArray *kfs_inodes_select(struct kfs_inodes *t, bool (*pick)(const struct kfs_node *node));
 
 /* The kernel forgets N lookups; the node goes when none are left. */
 void kfs_inodes_forget(struct kfs_inodes *t, struct kfs_node *node, uint64_t n);

@@ -10,7 +10,8 @@
  *    happens before the read(2) of that request; fs/inode.c).
  *
  * KFS_HAPPENS_BEFORE(obj) where the data is published, KFS_HAPPENS_AFTER(obj)
- * where it is taken.  With valgrind's headers at build time these are
+ * where it is taken.  KFS_BENIGN_RACE(field) for a relaxed atomic hint
+ * (a node's cached flag): helgrind does not know atomics either.  With valgrind's headers at build time these are
  * client requests: a few instructions, nothing at all outside valgrind;
  * without them, nothing.  tests/integration/test_concurrency.py runs the
  * daemon under helgrind. */
@@ -23,9 +24,11 @@
 #include <valgrind/helgrind.h>
 #define KFS_HAPPENS_BEFORE(obj) ANNOTATE_HAPPENS_BEFORE(obj)
 #define KFS_HAPPENS_AFTER(obj) ANNOTATE_HAPPENS_AFTER(obj)
+#define KFS_BENIGN_RACE(field, why) ANNOTATE_BENIGN_RACE_SIZED(&(field), sizeof(field), why)
 #else
 #define KFS_HAPPENS_BEFORE(obj) ((void)(obj))
 #define KFS_HAPPENS_AFTER(obj) ((void)(obj))
+#define KFS_BENIGN_RACE(field, why) ((void)&(field))
 #endif
 
 #endif

@@ -271,6 +271,30 @@ def test_sigterm_with_a_file_open_in_the_mount(btrfs, tree, config, kolabfs_fact
     assert btrfs.subvolumes() == before, "snapshots left behind"
 
 
+def test_a_file_of_a_dropped_set_reads_estale_not_cached_pages(btrfs, tree, kolabfs):
+    """Small files are handed to the kernel's page cache at open, and read
+    files stay there (keep_cache): once their set is dropped, a file still
+    open must read ESTALE all the same, whether it was read before or not."""
+    snaps = kolabfs.path("snapshots")
+    os.mkdir(os.path.join(snaps, "gone"))
+    feat = os.path.join(snaps, "gone", "spool", "feat")
+    unread = os.open(os.path.join(feat, "public.txt"), os.O_RDONLY)
+    read = os.open(os.path.join(feat, "random.bin"), os.O_RDONLY)
+    try:
+        assert os.pread(read, 1 << 20, 0)
+        os.rmdir(os.path.join(snaps, "gone"))
+        for fd in (unread, read):
+            try:
+                data = os.pread(fd, 1 << 20, 0)
+                raise AssertionError("a file of a dropped set read %d bytes" % len(data))
+            except OSError as e:
+                assert e.errno == errno.ESTALE, e
+    finally:
+        os.close(unread)
+        os.close(read)
+    assert "gone" not in os.listdir(snaps)
+
+
 def test_rmdir_of_a_set_in_use(btrfs, tree, kolabfs):
     """rmdir of a set with a file open in it either refuses (EBUSY) or drops
     the set; either way the daemon lives on and the other set is intact."""

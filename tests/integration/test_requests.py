@@ -7,10 +7,12 @@ enters one (the kernel keeps directory handles itself), no READDIRPLUS, no
 GETATTR.  And the listings read without a directory handle are the same as
 those read with one (KOLABFS_OPENDIR=1 keeps the handle path, which kernels
 without no-opendir support take).  A big file streams in READs of 512 KiB,
-each spliced, not in the kernel's default 128 KiB.
+each spliced, not in the kernel's default 128 KiB; a small one is handed
+to the kernel with its OPEN, and reading it sends no READ.
 """
 import os
 import re
+import stat
 import subprocess
 
 import kfs
@@ -156,8 +158,11 @@ def test_a_big_file_streams_in_big_spliced_reads(work, btrfs, tree, config):
     m = DebugMount(work, config)
     try:
         dev = os.stat(m.mp).st_dev
-        with open("/sys/class/bdi/%d:%d/read_ahead_kb"
-                  % (os.major(dev), os.minor(dev))) as f:
+        knob = "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(dev), os.minor(dev))
+        # set by a thread of its own once the session runs; it logs it
+        kfs.wait_until(lambda: ("%s: 4096" % knob).encode() in open(m.log, "rb").read(),
+                       60, "kolabfs to set read_ahead_kb")
+        with open(knob) as f:
             read_ahead_kb = int(f.read())
         mark = m.mark()
         with open(m.latest("spool", "big.mbox"), "rb") as f:
@@ -171,3 +176,33 @@ def test_a_big_file_streams_in_big_spliced_reads(work, btrfs, tree, config):
     assert sizes[-1] == 512 << 10, sizes[-8:]
     assert len(reads) <= (len(data) >> 19) + 8, len(reads)
     assert all("(splice)" in rest for n, rest in reads if n > 16), reads[:8]
+
+
+def test_small_files_are_read_without_a_read_request(work, btrfs, tree, reference, config):
+    """Files under 128 KiB go to the kernel's page cache with their OPEN
+    (FUSE_NOTIFY_STORE): a tar of a mail spool waits for one round trip
+    per file, not two.  What is read is the file, to the last byte."""
+    m = DebugMount(work, config)
+    small = {}
+    try:
+        root = m.latest("spool")
+        for d, dirs, files in os.walk(root):
+            for f in files:
+                p = os.path.join(d, f)
+                st = os.lstat(p)
+                if stat.S_ISREG(st.st_mode) and 0 < st.st_size < (128 << 10) \
+                        and os.access(p, os.R_OK):
+                    small[os.path.relpath(p, root)] = None
+        mark = m.mark()
+        for rel in small:
+            with open(os.path.join(root, rel), "rb") as f:
+                small[rel] = f.read()
+        ops = m.ops_since(mark)
+    finally:
+        assert m.stop() == 0
+    assert len(small) >= 20, sorted(small)
+    assert ops.get("OPEN", 0) == len(small), ops
+    assert ops.get("READ", 0) == 0, ops
+    for rel, data in small.items():
+        with open(os.path.join(reference["spool"], rel), "rb") as f:
+            assert data == f.read(), rel
