@@ -143,14 +143,14 @@ static void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 		g_error_free(error);
 	}
 	/*
-	 * From taking the set, only what the caller can act on passes: a bad
-	 * or taken name, and a full disk (state_dir or a volume).  An EROFS or
-	 * EPERM from state_dir must not read as "kolabfs refuses mkdir here";
-	 * everything else is EIO, with the reason in the log.
+	 * From taking the set, only what the caller can act on passes: a bad,
+	 * too long or taken name, and a full disk (state_dir or a volume).  An
+	 * EROFS or EPERM from state_dir must not read as "kolabfs refuses
+	 * mkdir here"; everything else is EIO, with the reason in the log.
 	 */
 	if (ret < 0)
-		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -ENOSPC ||
-				    ret == -EDQUOT ? -ret : EIO);
+		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -ENAMETOOLONG ||
+				    ret == -ENOSPC || ret == -EDQUOT ? -ret : EIO);
 	else
 		fuse_reply_entry(req, &e);
 }

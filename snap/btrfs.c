@@ -368,6 +368,19 @@ static int btrfs_plan(struct kfs_backend *be, const struct kfs_set *set,
 		return -errno;
 	}
 	base = g_strdup_printf("%s@%s", v->name, set->name);
+	/*
+	 * A set name may be up to NAME_MAX bytes, but the snapshot's name
+	 * adds the volume's: the ioctl would refuse it inside the lock
+	 * window, after the record named it.  Refuse the name here instead,
+	 * with the length that does fit, before anything exists.
+	 */
+	if (strlen(base) > NAME_MAX) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NAMETOOLONG,
+			    "[volume:%s] set name of %zu bytes is too long: the snapshot %s@NAME would be %zu bytes, more than NAME_MAX (%d); with this volume a set name may have at most %zu bytes",
+			    v->name, strlen(set->name), v->name, strlen(base), NAME_MAX,
+			    NAME_MAX - strlen(v->name) - 1);
+		return -ENAMETOOLONG;
+	}
 	src->snapshot = g_build_filename(dir, base, NULL);
 	src->record = g_strdup(src->snapshot);
 	src->root = v->subdir ? g_build_filename(src->snapshot, v->subdir, NULL)

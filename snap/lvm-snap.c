@@ -46,6 +46,8 @@ struct lvm_snap {
 	char *dm_name;
 	bool thin;
 	guint64 bytes;          /* classic: copy-on-write space */
+	guint64 extent_size;    /* of the VG */
+	guint64 vg_free;        /* when planned */
 	bool attempted;         /* lvcreate ran: something may exist */
 	int mount_fd;
 	gint warned;            /* usage over USAGE_WARN_PERCENT was logged */
@@ -139,6 +141,12 @@ static int check_origin(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
 	return 0;
 }
 
+/* The snapshot_size a message quotes. */
+static const char *size_key(const struct kfs_volume_conf *v)
+{
+	return v->snapshot_size ? v->snapshot_size : "default " KFS_DEFAULT_SNAPSHOT_SIZE;
+}
+
 /* Classic: room for the snapshot (and RESERVED for others) in the VG. */
 static int check_space(const struct kfs_volume_conf *v, const struct kfs_lvm_lv *lv,
 		       guint64 reserved, guint64 *bytes, GError **error)
@@ -154,8 +162,7 @@ static int check_space(const struct kfs_volume_conf *v, const struct kfs_lvm_lv 
 	return kfs_error_errno(error, ENOSPC,
 			       "volume group %s has %s free, the snapshot of %s needs %s%s%s (snapshot_size = %s)",
 			       lv->vg, free_s, v->lv, need_s, reserved ? " besides the snapshots of earlier volumes, " : "",
-			       reserved ? other_s : "",
-			       v->snapshot_size ? v->snapshot_size : "default " KFS_DEFAULT_SNAPSHOT_SIZE);
+			       reserved ? other_s : "", size_key(v));
 }
 
 int kfs_lvm_volume_check(struct kfs_lvm *lvm, const struct kfs_volume_conf *v,
@@ -244,9 +251,38 @@ static int lvm_plan(struct kfs_backend *be, const struct kfs_set *set,
 	snap->origin = g_strdup(lv.name);
 	snap->thin = kfs_lvm_lv_is_thin(&lv);
 	snap->bytes = bytes;
+	snap->extent_size = lv.extent_size;
+	snap->vg_free = lv.vg_free;
 	src->priv = snap;
 	kfs_lvm_lv_clear(&lv);
 	return plan_name(be, set, src, error);
+}
+
+/*
+ * lvcreate found no room for a classic snapshot that plan found room for:
+ * the VG filled up in between (another LV, another snapshot).  Say it as
+ * plan does, sizes in bytes; LVM speaks in extents ("insufficient free
+ * space (N extents): M required"), read when it is there.  No
+ * lvs here: this is inside the lock window.
+ */
+static int no_room(const struct kfs_source *src, const char *lvm_says, GError **error)
+{
+	const struct lvm_snap *snap = src->priv;
+	g_autofree char *need = size_text(snap->bytes), *then = size_text(snap->vg_free);
+	g_autofree char *now = NULL;
+	const char *p = strstr(lvm_says, "free space (");
+	const char *q = strstr(lvm_says, "but only ");
+	guint64 extents;
+
+	/* LVM's two ways of saying it (lvcreate's check, the allocator's) */
+	if ((p && sscanf(p, "free space (%" G_GUINT64_FORMAT " extent", &extents) == 1) ||
+	    (q && sscanf(q, "but only %" G_GUINT64_FORMAT " available", &extents) == 1))
+		now = size_text(extents * snap->extent_size);
+	return kfs_error_errno(error, ENOSPC,
+			       "[volume:%s] cannot snapshot %s/%s: volume group %s has %s%s free, the snapshot of %s/%s needs %s (snapshot_size = %s); it had %s free when the set was planned, something took the space since (%s)",
+			       src->name, snap->vg, snap->origin, snap->vg, now ? now : "too little",
+			       now ? "" : " space", snap->vg, snap->origin, need, size_key(src->volume),
+			       then, lvm_says);
 }
 
 /* Inside the lock window: lvcreate, nothing else.  A thin snapshot is
@@ -268,6 +304,8 @@ static int lvm_create(struct kfs_backend *be, struct kfs_source *src, GError **e
 				  "lvcreate --snapshot --size %" G_GUINT64_FORMAT "b --name %s --addtag "
 				  KFS_LVM_TAG " %s/%s", snap->bytes, snap->name, snap->vg,
 				  snap->origin);
+	if (ret == -ENOSPC && !snap->thin)
+		return no_room(src, err->message, error);
 	if (ret < 0)
 		return kfs_error_errno(error, -ret, "[volume:%s] cannot snapshot %s/%s: %s",
 				       src->name, snap->vg, snap->origin, err->message);

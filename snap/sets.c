@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -599,6 +600,12 @@ static int take_locked(struct kfs_sets *sets, const char *name,
 	struct kfs_set *set;
 	int ret;
 
+	/* Too long is what every file system says of a name over NAME_MAX;
+	 * EINVAL would read as a bad character. */
+	if (strlen(name) > NAME_MAX)
+		return kfs_error_errno(error, ENAMETOOLONG,
+				       "a set name has at most %d bytes, this one %zu", NAME_MAX,
+				       strlen(name));
 	if (!kfs_name_is_safe(name) || !strcmp(name, "latest"))
 		return kfs_error_errno(error, EINVAL, "\"%s\" is not a usable set name", name);
 	g_mutex_lock(&sets->lock);

@@ -222,6 +222,8 @@ static void ignore_signals(void)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	/* fuse_remove_signal_handlers() put SIGPIPE back to the default. */
+	signal(SIGPIPE, SIG_IGN);
 }
 
 /* Undo every stage that was reached; the sets go last, after the kernel
@@ -275,6 +277,15 @@ int main(int argc, char **argv)
 	int ret = 1;
 
 	umask(022);
+	/*
+	 * A server that resets its connection (an LDAP server that died
+	 * between two pages of a search) must fail the set, not kill the
+	 * process half-way through it: libldap writes with write(2), so
+	 * its next request raises SIGPIPE.  libmariadb ignores SIGPIPE when
+	 * it starts and libfuse once mounted, but the first set without
+	 * [mysql], and --check, had nothing.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	kfs_log_init(false);
 	if (!kfs_options_parse(argc, argv, &m.opts, &error)) {
 		kfs_err("%s (try --help)", error->message);

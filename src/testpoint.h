@@ -8,7 +8,8 @@
  * a test can SIGKILL it at exactly this point (or SIGCONT it, and it goes
  * on).  "STAGE@N" stops the Nth time STAGE is reached instead (counted
  * across sets).  Without the variable it does nothing.  Stages:
- * "locked", "snapshot", "ldap", "teardown" (see where they are called).
+ * "locked", "snapshot", "ldap", "ldap-page", "teardown" (see where they
+ * are called, and doc/design.md).
  */
 void kfs_test_point(const char *stage);
 

@@ -42,7 +42,10 @@ gen() {  # SUFFIX: N users under ou=People
 			printf "dn: uid=user%d,ou=People,%s\nobjectClass: inetOrgPerson\nuid: user%d\ncn: User %d\nsn: %d\nmail: user%d@example.org\nuserPassword: {SSHA}aGVsbG8gd29ybGQgc2FsdHk%d\ndescription: benchmark entry number %d with some text to make it look like a real one\n\n", i, s, i, i, i, i, i, i
 	}'
 }
-printf "bench-secret\n" > "$T/pw"; chmod 600 "$T/pw"
+# Passwords only in 0600 files, never on a command line.  kolabfs drops one
+# trailing newline; ldapsearch -y sends the file whole: a copy without it.
+install -m 600 /dev/null "$T/pw"; printf "bench-secret\n" > "$T/pw"
+install -m 600 /dev/null "$T/pw.tool"; printf "bench-secret" > "$T/pw.tool"
 
 # ---- OpenLDAP, search mode
 O=$T/ol; mkdir -p "$O/db"
@@ -65,7 +68,7 @@ PORT=$((20000 + RANDOM % 20000))
 slapd -f "$O/slapd.conf" -h "ldap://127.0.0.1:$PORT/" -d 0 >"$O/log" 2>&1 &
 wait_up "ldap://127.0.0.1:$PORT"
 t=$(now)
-ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=com -w bench-secret \
+ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=com -y "$T/pw.tool" \
 	-b dc=example,dc=com -E pr=1000/noprompt '*' '+' > /dev/null
 s_ldapsearch=$(elapsed "$t")
 mkdir -m 0700 "$O/out"
@@ -91,6 +94,7 @@ mount --bind "$D/defaults.inf" /usr/share/dirsrv/inf/defaults.inf
 mkdir -p -m 0755 "$D/var/lib/dirsrv" "$D/var/log/dirsrv" "$D/run/lock/dirsrv" "$D/etc/dirsrv"
 cp -a /etc/dirsrv/schema /etc/dirsrv/config "$D/etc/dirsrv/"
 DPORT=$((PORT + 1))
+install -m 600 /dev/null "$D/inst.inf"
 cat > "$D/inst.inf" <<EOC
 [general]
 full_machine_name = localhost
@@ -114,7 +118,7 @@ rm "$LDIFDIR/data.ldif"
 ns-slapd -D "$C" -i "$D/pid" -d 0 >"$D/log" 2>&1 &
 wait_up "ldap://127.0.0.1:$DPORT"
 t=$(now)
-dsconf -D "cn=Directory Manager" -w bench-secret "ldap://127.0.0.1:$DPORT" backend export userroot >"$D/dsconf.log" 2>&1
+dsconf -D "cn=Directory Manager" -y "$T/pw.tool" "ldap://127.0.0.1:$DPORT" backend export userroot >"$D/dsconf.log" 2>&1
 s_dsconf=$(elapsed "$t")
 mkdir -m 0700 "$D/out"
 t=$(now)

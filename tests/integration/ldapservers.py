@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from kfs import run, terminate, wait_until
 
@@ -157,8 +158,16 @@ class Server:
         return sum(1 for l in self.search(base, "1.1").splitlines() if l.startswith("dn:"))
 
     def binds(self, dn, password):
-        p = subprocess.run(["ldapwhoami", "-x", "-H", self.uri, "-D", dn, "-w", password],
-                           capture_output=True, text=True)
+        """Whether DN binds with PASSWORD, given in a 0600 file (-y), never
+        on the command line."""
+        fd, path = tempfile.mkstemp(prefix="bind-", suffix=".pw", dir=self.base)
+        try:
+            os.write(fd, password.encode())
+            os.close(fd)
+            p = subprocess.run(["ldapwhoami", "-x", "-H", self.uri, "-D", dn, "-y", path],
+                               capture_output=True, text=True)
+        finally:
+            os.unlink(path)
         return p.returncode == 0
 
 

@@ -22,7 +22,7 @@ import threading
 import pytest
 
 import kfs
-from ldapservers import write_secret
+from ldapservers import Slapd, tricky_ldif, write_secret
 # Fixtures (pytest finds them by name in this module) and helpers shared
 # with the crash tests.
 from test_crash import (crash_config, db, dirsrv, records, slapd, wait_stopped,  # noqa: F401
@@ -166,6 +166,138 @@ def test_ldap_server_stopped_during_an_export_fails_the_set_and_a_later_one_succ
     os.mkdir(k.path("snapshots", "after"))
     assert os.path.getsize(k.path("snapshots", "after", "ol", "dc=example,dc=net.ldif")) > 0
     assert not write_waits(db, 10)
+    drop_and_exit(k, btrfs, original)
+    assert records(work) == []
+
+
+PAGED_SUFFIX = "dc=example,dc=paged"
+PAGE_SIZE = 1000                # kolabfs's page size (snap/ldap-search.c)
+
+
+@pytest.fixture
+def paged_slapd(work):
+    """slapd with enough entries under one base for three pages."""
+    s = Slapd(os.path.join(work, "paged-ol"), PAGED_SUFFIX)
+    try:
+        s.create()
+        s.start()
+        s.add(tricky_ldif(PAGED_SUFFIX, users=2 * PAGE_SIZE + 300, depth=3))
+        yield s
+    finally:
+        s.stop()
+
+
+def ldif_files(top):
+    return sorted(os.path.relpath(os.path.join(d, n), top)
+                  for d, _, files in os.walk(top) for n in files if n.endswith(".ldif"))
+
+
+def kill_server(server, reset=False):
+    """SIGKILL: a server that dies, no goodbye to its clients.  Its
+    connections end with a FIN, unless RESET: then they are reset first
+    (ss -K: the server's end destroyed, an RST to the client), as when the
+    server died with a request unread or a firewall dropped the connection;
+    the client's next write then fails with EPIPE (and SIGPIPE)."""
+    if reset:
+        kfs.run(["ss", "-K", "-tn", "state", "established", "( sport = :%d )" % server.port])
+    server.proc.kill()
+    server.proc.wait(timeout=60)
+    server.proc = None
+
+
+def ldif_entries(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.startswith("dn:"))
+
+
+def paged_config(work, btrfs, db, slapd):
+    """[ldap:ol] in search mode, and [mysql] if DB."""
+    if db:
+        return crash_config(work, btrfs, db, slapd)
+    pw = write_secret(os.path.join(work, "ol.pw"), slapd.password + "\n")
+    path = os.path.join(work, "kolabfs-paged.conf")
+    with open(path, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, extra=[
+            "[ldap:ol]", "uri = %s" % slapd.uri, "bind_dn = %s" % slapd.root_dn,
+            "password_file = %s" % pw, "mode = search", "timeout = 10", ""]))
+    return path
+
+
+# (when, how, with [mysql]).  Without [mysql], nothing but kolabfs itself
+# keeps a reset connection's SIGPIPE from killing it during the first set:
+# libmariadb ignores SIGPIPE when it starts, libfuse once mounted.
+PAGED_CASES = [("mkdir", "kill", True), ("mount", "kill", True),
+               ("mount", "reset", False), ("mkdir", "reset", False)]
+
+
+@pytest.mark.parametrize("when,how,mysql", PAGED_CASES,
+                         ids=["-".join((w, h, "mysql" if m else "ldap")) for w, h, m in PAGED_CASES])
+def test_ldap_server_killed_between_pages_fails_the_set_and_leaves_no_half_file(
+        when, how, mysql, request, work, btrfs, tree, paged_slapd, foreground):
+    """mode = search: slapd dies (SIGKILL) after the first page of the
+    paged search has been written, before the next is asked for, its
+    connection closed or reset.  The set fails naming the server (the
+    process is not killed by SIGPIPE: exit status 1 at mount), no LDIF or
+    set is left anywhere, MySQL is not locked, and a set taken once the
+    server is back is complete."""
+    db = request.getfixturevalue("db") if mysql else None
+    ol = paged_slapd
+    entries = ol.count(PAGED_SUFFIX)
+    pages = -(-entries // PAGE_SIZE)
+    assert pages >= 3 and entries % PAGE_SIZE, entries
+    original = btrfs.subvolumes()
+    state = os.path.join(work, "state")
+    config = paged_config(work, btrfs, db, ol)
+    # the first page of the set taken at mount, or of the one after it
+    nth = 1 if when == "mount" else pages + 1
+    k = foreground(config, env={"KOLABFS_TEST_STOP_AT": "ldap-page@%d" % nth}, name=when)
+    if when == "mount":
+        k.spawn()
+        name = None
+        subvols, recs, ldifs = original, [], []
+    else:
+        k.start()
+        first = os.readlink(k.path("snapshots", "latest"))
+        assert ldif_entries(k.path("snapshots", first, "ol", PAGED_SUFFIX + ".ldif")) == entries
+        name = "mid"
+        subvols, recs, ldifs = btrfs.subvolumes(), records(work), ldif_files(state)
+        m = Mkdir(k.path("snapshots", name))
+    wait_stopped(k, "ldap-page")
+    # half-way: the set's snapshots and its LDIF file exist
+    assert len(btrfs.subvolumes() - subvols) == len(kfs.VOLUMES)
+    assert len(ldif_files(state)) == len(ldifs) + 1, ldif_files(state)
+    try:
+        kill_server(ol, reset=how == "reset")
+        os.kill(k.pid, signal.SIGCONT)
+        if when == "mount":
+            # 1: a failure reported, not a death by a signal (SIGPIPE)
+            assert k.wait_exit(120) == 1, k.log()
+            assert not kfs.is_mounted(k.mp)
+        else:
+            e = m.result()
+            assert e is not None and e.errno == errno.EIO, e
+        log = k.log()
+        assert "[ldap:ol] %s: base %s: " % (ol.uri, PAGED_SUFFIX) in log, log
+        assert "Can't contact LDAP server" in log, log
+        if when == "mkdir":
+            assert "mkdir mid: [ldap:ol] %s" % ol.uri in log, log
+            assert_set_absent(work, btrfs, k, name, subvols, recs)
+            assert set_names(k) == [first]
+        assert btrfs.subvolumes() == subvols
+        assert records(work) == recs
+        assert ldif_files(state) == ldifs
+        if db:
+            assert not write_waits(db, 10), "MySQL is still locked"
+    finally:
+        if not ol.running():
+            ol.start()
+    if when == "mount":
+        k = foreground(config, name="again").start()
+    os.mkdir(k.path("snapshots", "after"))
+    ldif = k.path("snapshots", "after", "ol", PAGED_SUFFIX + ".ldif")
+    assert ldif_entries(ldif) == entries
+    with open(k.path("snapshots", "after", "MANIFEST.json")) as f:
+        assert json.load(f)["ldap"]["ol"][0]["entries"] == entries
     drop_and_exit(k, btrfs, original)
     assert records(work) == []
 

@@ -10,7 +10,9 @@ the kernel is ever longer than PATH_MAX, but kolabfs itself must reach
 entries whose path from the volume's root is."""
 import errno
 import hashlib
+import json
 import os
+import signal
 import stat
 
 import pytest
@@ -529,3 +531,53 @@ def test_deeper_than_path_max(deep):
         assert e.value.errno == errno.ENAMETOOLONG
     finally:
         os.close(set_fd)
+
+
+# --------------------------------------------------------------------------
+# names too long: lookups anywhere, and sets whose snapshot name would be
+
+FUSE_NAME_MAX = 1024        # the longest name the kernel passes to kolabfs
+
+
+def test_too_long_names_are_enametoolong(work, btrfs, tree, config, foreground):
+    k = foreground(config).start()
+    snaps = k.path("snapshots")
+    first = os.path.realpath(k.path("snapshots", "latest"))
+    state_sets = os.path.join(work, "state", "sets")
+    # Lookups: kolabfs answers names up to FUSE_NAME_MAX itself, the kernel
+    # longer ones; both as a file system would, in every kind of directory.
+    for base in (k.path(), snaps, first, os.path.join(first, "spool"),
+                 os.path.join(first, "etc"), os.path.join(first, "spool", "user")):
+        assert os.path.isdir(base), base
+        for n in (NAME_MAX + 1, FUSE_NAME_MAX, FUSE_NAME_MAX + 1):
+            with pytest.raises(OSError) as e:
+                os.lstat(os.path.join(base, "x" * n))
+            assert e.value.errno == errno.ENAMETOOLONG, (base, n)
+    # A set name longer than NAME_MAX, and set names that are file names
+    # but whose snapshot "VOLUME@NAME" is not: the longest volume name here
+    # is 5 bytes, so 249 is the longest set name that fits.
+    longest = max(len(v) for v in kfs.VOLUMES)
+    fits = NAME_MAX - longest - 1
+    before = (sorted(os.listdir(snaps)), btrfs.subvolumes(), sorted(os.listdir(state_sets)))
+    for n in (NAME_MAX + 1, NAME_MAX, fits + 1):
+        with pytest.raises(OSError) as e:
+            os.mkdir(os.path.join(snaps, "s" * n))
+        assert e.value.errno == errno.ENAMETOOLONG, n
+        # nothing half-made: no set, no snapshot, no state, no record
+        assert (sorted(os.listdir(snaps)), btrfs.subvolumes(),
+                sorted(os.listdir(state_sets))) == before, n
+    log = k.log()
+    assert "with this volume a set name may have at most %d bytes" % fits in log
+    assert "cannot destroy" not in log and "reap" not in log
+    # one byte less is a set like any other
+    name = "s" * fits
+    os.mkdir(os.path.join(snaps, name))
+    with open(os.path.join(snaps, name, "MANIFEST.json")) as f:
+        assert json.load(f)["name"] == name
+    assert os.path.basename(os.readlink(os.path.join(snaps, "latest"))) == name
+    assert len(btrfs.subvolumes()) == len(before[1]) + len(kfs.VOLUMES)
+    os.rmdir(os.path.join(snaps, name))
+    assert (sorted(os.listdir(snaps)), btrfs.subvolumes(),
+            sorted(os.listdir(state_sets))) == before
+    os.kill(k.pid, signal.SIGTERM)
+    assert k.wait_exit() == 0, k.log()

@@ -37,6 +37,31 @@ OTHER = "dc=example,dc=com"
 DS_BACKENDS = {"userroot": SUFFIX, "example_com": OTHER}
 COMPARE = ("*", "nsUniqueId", "createTimestamp", "creatorsName")
 REPL_DN, REPL_PW = "cn=replication manager,cn=config", "repl-secret-kolabfs"
+# As dsconf's `replication enable --bind-passwd` and `repl-agmt create` add them.
+REPL_MANAGER_LDIF = """\
+dn: %s
+objectClass: top
+objectClass: inetUser
+objectClass: netscapeServer
+objectClass: nsAccount
+cn: replication manager
+uid: replication manager
+userPassword: %s
+"""
+AGREEMENT_LDIF = """\
+dn: %(dn)s
+objectClass: top
+objectClass: nsds5replicationagreement
+cn: to-replica
+description: to-replica
+nsDS5ReplicaRoot: %(suffix)s
+nsDS5ReplicaHost: 127.0.0.1
+nsDS5ReplicaPort: %(port)d
+nsDS5ReplicaBindMethod: simple
+nsDS5ReplicaTransportInfo: LDAP
+nsDS5ReplicaBindDN: %(bind_dn)s
+nsDS5ReplicaCredentials: %(pw)s
+"""
 
 
 PART = guide.Part(r"6\. ", "section 6")
@@ -195,11 +220,19 @@ def test_reinitialise_replica_from_a_set_of_its_supplier(work, btrfs, ds, kolabf
         replica.start()
         ds.dsconf("replication", "enable", "--suffix", SUFFIX, "--role", "supplier",
                   "--replica-id", "1")
+        # dsconf (2.3) takes the replication manager's password only as
+        # --bind-passwd, on its command line: the manager entry and the
+        # agreement are added as LDIF on stdin instead, what dsconf would add.
         replica.dsconf("replication", "enable", "--suffix", SUFFIX, "--role", "consumer",
-                       "--bind-dn", REPL_DN, "--bind-passwd", REPL_PW)
-        ds.dsconf("repl-agmt", "create", "--suffix", SUFFIX, "--host", "127.0.0.1",
-                  "--port", str(replica.port), "--conn-protocol", "LDAP", "--bind-dn", REPL_DN,
-                  "--bind-passwd", REPL_PW, "--bind-method", "SIMPLE", "to-replica")
+                       "--bind-dn", REPL_DN)
+        replica.add(REPL_MANAGER_LDIF % (REPL_DN, REPL_PW))
+        found = ds.search("cn=mapping tree,cn=config", "1.1",
+                          filt="(&(objectClass=nsds5replica)(nsDS5ReplicaRoot=%s))" % SUFFIX)
+        assert found.startswith("dn: "), found
+        replica_dn = found.split("\n", 1)[0][len("dn: "):]
+        ds.add(AGREEMENT_LDIF % dict(dn="cn=to-replica," + replica_dn, suffix=SUFFIX,
+                                     port=replica.port, bind_dn=REPL_DN, pw=REPL_PW))
+        assert "to-replica" in ds.dsconf("repl-agmt", "list", "--suffix", SUFFIX)
         section = ldap_section(work, "ds", ds, "task")
         k = kolabfs_factory(config(work, btrfs, section))
         name, backup = take_set_and_back_up(work, k)

@@ -58,6 +58,7 @@
 #define OL_ROOT "cn=admin," OL_SUFFIX
 #define OL_PW "ol-secret-1"
 #define OL_LIMITED "cn=limited," OL_SUFFIX
+#define OL_LIMITED_PW "limited-pw"
 #define OL_USERS 200
 #define OL_DEPTH 12
 #define WAIT_S 30
@@ -78,8 +79,9 @@ static struct {
 	char *ol_uri;
 	GPid ol_pid;
 	uid_t openldap_uid;
-	/* password files */
-	char *ds_pw_file, *ol_pw_file, *bad_pw_file, *limited_pw_file;
+	/* password files; ldap*'s -y sends the whole file, so the tools get
+	 * ds_tool_pw_file, the Directory Manager's without the newline */
+	char *ds_pw_file, *ds_tool_pw_file, *ol_pw_file, *bad_pw_file, *limited_pw_file;
 	unsigned int n_out;
 } env;
 
@@ -109,6 +111,11 @@ static bool run_in(const char *const *argv, const char *input, char **out,
 	int status;
 	bool ok;
 
+	/* No password on a command line (ps and /proc show it to everyone):
+	 * files (-y), stdin or config files only. */
+	for (const char *const *a = argv; *a; a++)
+		g_assert_true(!strstr(*a, DS_PW) && !strstr(*a, OL_PW) &&
+			      !strstr(*a, OL_LIMITED_PW));
 	if (input) {
 		in = g_strdup_printf("%s/stdin", env.tmp);
 		g_assert_true(g_file_set_contents(in, input, -1, NULL));
@@ -137,11 +144,12 @@ static void must_run(const char *const *argv, const char *input, char **out)
 		g_error("%s", why);
 }
 
+/* Created with MODE, never readable by others in between: some hold passwords. */
 static void write_file(const char *file, const char *text, int mode)
 {
 	GError *error = NULL;
 
-	g_file_set_contents(file, text, -1, &error);
+	g_file_set_contents_full(file, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, mode, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(chmod(file, mode), ==, 0);
 }
@@ -347,11 +355,12 @@ static void ds_start(void)
 	wait_up(env.ds_uri, env.ds_pid, log);
 }
 
-/* ldapadd/ldapmodify/ldapdelete as the Directory Manager. */
+/* ldapadd/ldapmodify/ldapdelete as the Directory Manager (the password
+ * from a file: never on a command line, where ps shows it). */
 static void ds_tool(const char *tool, const char *input, const char *arg)
 {
-	const char *argv[] = { tool, "-x", "-H", env.ds_uri, "-D", DS_DM, "-w", DS_PW,
-			       arg, NULL };
+	const char *argv[] = { tool, "-x", "-H", env.ds_uri, "-D", DS_DM, "-y",
+			       env.ds_tool_pw_file, arg, NULL };
 
 	must_run(argv, input, NULL);
 }
@@ -426,7 +435,7 @@ static char *ol_data(void)
 			"dc: example\no: Example\n\n"
 			"dn: ou=People," OL_SUFFIX "\nobjectClass: organizationalUnit\nou: People\n\n"
 			"dn: " OL_LIMITED "\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
-			"cn: limited\nuserPassword: limited-pw\n\n");
+			"cn: limited\nuserPassword: " OL_LIMITED_PW "\n\n");
 	for (int i = 0; i < OL_USERS; i++) {
 		g_autofree char *cn = g_strdup_printf("Jürgen Müller-Łukasz 日本 %d", i);
 		g_autofree char *desc = g_strnfill(200 + i, 'x');
@@ -483,9 +492,10 @@ static bool ol_create(char **why)
 	g_autofree char *pid = path(ol, "slapd.pid");
 	g_autofree char *data = ol_data();
 	const char *chown[] = { "chown", "-R", "openldap:openldap", ol, NULL };
-	const char *add[] = { "ldapadd", "-x", "-H", NULL, "-D", OL_ROOT, "-w", OL_PW, NULL };
+	const char *add[] = { "ldapadd", "-x", "-H", NULL, "-D", OL_ROOT, "-y", env.ol_pw_file,
+			      NULL };
 	/* Move an early entry under a newer parent: it comes first in mdb. */
-	const char *move[] = { "ldapmodrdn", "-x", "-H", NULL, "-D", OL_ROOT, "-w", OL_PW,
+	const char *move[] = { "ldapmodrdn", "-x", "-H", NULL, "-D", OL_ROOT, "-y", env.ol_pw_file,
 			       "-s", "ou=Late," OL_SUFFIX, "uid=u1,ou=People," OL_SUFFIX, "uid=u1", NULL };
 
 	env.ol_conf = path(ol, "slapd.conf");
@@ -530,13 +540,15 @@ static void setup(void)
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		g_error("mounting /proc: %s", g_strerror(errno));
 	env.ds_pw_file = path(env.tmp, "ds.pw");
+	env.ds_tool_pw_file = path(env.tmp, "ds-tool.pw");
 	env.ol_pw_file = path(env.tmp, "ol.pw");
 	env.bad_pw_file = path(env.tmp, "bad.pw");
 	env.limited_pw_file = path(env.tmp, "limited.pw");
 	write_file(env.ds_pw_file, DS_PW "\n", 0600);
+	write_file(env.ds_tool_pw_file, DS_PW, 0600);
 	write_file(env.ol_pw_file, OL_PW, 0600);
 	write_file(env.bad_pw_file, "wrong\n", 0600);
-	write_file(env.limited_pw_file, "limited-pw\n", 0600);
+	write_file(env.limited_pw_file, OL_LIMITED_PW "\n", 0600);
 	if (!ds_create(&why) || !ol_create(&why)) {
 		env.broken = g_strdup_printf("setting up the servers: %s", why);
 		return;
@@ -558,6 +570,7 @@ static void teardown(void)
 	g_free(env.ol_conf);
 	g_free(env.ol_uri);
 	g_free(env.ds_pw_file);
+	g_free(env.ds_tool_pw_file);
 	g_free(env.ol_pw_file);
 	g_free(env.bad_pw_file);
 	g_free(env.limited_pw_file);
@@ -619,7 +632,7 @@ static struct kfs_ldap_conf ol_conf(void)
 static void assert_ds_clean(void)
 {
 	const char *argv[] = { "ldapsearch", "-x", "-LLL", "-H", env.ds_uri, "-D", DS_DM,
-			       "-w", DS_PW, "-b", "cn=export,cn=tasks,cn=config",
+			       "-y", env.ds_tool_pw_file, "-b", "cn=export,cn=tasks,cn=config",
 			       "(cn=kolabfs-*)", "dn", NULL };
 	gint64 end = g_get_monotonic_time() + 3 * TASK_TTL * G_USEC_PER_SEC;
 	const char *name;
@@ -728,20 +741,25 @@ static void test_task_export(void)
 	assert_ds_clean();
 }
 
-/* Whether uid=userN binds with PW. */
+/* Whether uid=userN binds with PW (given in a 0600 file, as every password). */
 static bool ds_user_binds(int n, const char *pw)
 {
 	g_autofree char *dn = g_strdup_printf("uid=user%d,ou=People," DS_SUFFIX, n);
-	const char *argv[] = { "ldapwhoami", "-x", "-H", env.ds_uri, "-D", dn, "-w", pw, NULL };
+	g_autofree char *file = path(env.tmp, "user.pw");
+	const char *argv[] = { "ldapwhoami", "-x", "-H", env.ds_uri, "-D", dn, "-y", file, NULL };
 	g_autofree char *why = NULL;
+	bool ok;
 
-	return run_in(argv, NULL, NULL, &why);
+	write_file(file, pw, 0600);
+	ok = run_in(argv, NULL, NULL, &why);
+	g_assert_cmpint(unlink(file), ==, 0);
+	return ok;
 }
 
 static bool ds_exists(const char *dn)
 {
 	const char *argv[] = { "ldapsearch", "-x", "-LLL", "-H", env.ds_uri, "-D", DS_DM,
-			       "-w", DS_PW, "-s", "base", "-b", dn, "1.1", NULL };
+			       "-y", env.ds_tool_pw_file, "-s", "base", "-b", dn, "1.1", NULL };
 	g_autofree char *why = NULL;
 
 	return run_in(argv, NULL, NULL, &why);

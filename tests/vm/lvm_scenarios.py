@@ -7,6 +7,7 @@
     lvm_scenarios.py overrun                    a full classic snapshot reads as EIO
     lvm_scenarios.py reap                       kill -9, then a new mount reaps
     lvm_scenarios.py badconfig                  clear errors, nothing left
+    lvm_scenarios.py vgfull                     no room in the VG: at mount, mkdir, in the window
 
 Each scenario asserts what it checks (a failure is a traceback and exit
 status 1) and leaves the guest as it found it: its LVs removed, nothing
@@ -154,11 +155,12 @@ def write_config(volumes, extra=()):
     return path
 
 
-def start(conf, check=True):
+def start(conf, check=True, env=None):
     """kolabfs CONF MP: it returns once the first set exists.  (rc, stderr, pid)"""
     os.makedirs(MP, exist_ok=True)
     t0 = time.monotonic()
-    p = kfs.run([kfs.KOLABFS, conf, MP], check=False, timeout=300, stdin=subprocess.DEVNULL)
+    p = kfs.run([kfs.KOLABFS, conf, MP], check=False, timeout=300, stdin=subprocess.DEVNULL,
+                env=dict(os.environ, **(env or {})))
     summary.setdefault("mount_s", []).append(round(time.monotonic() - t0, 2))
     if check:
         assert p.returncode == 0, "kolabfs exited %d: %s" % (p.returncode, p.stderr)
@@ -392,6 +394,131 @@ def badconfig():
     drop_lv("good")
 
 
+def fill_vg(keep):
+    """An LV "filler" taking all of the VG's free space but KEEP extents;
+    the free space left, in bytes."""
+    free = int(sh("vgs --noheadings -o vg_free_count %s" % VG).stdout)
+    assert free > keep, free
+    sh("lvcreate -q -y -n filler -l %d %s" % (free - keep, VG))
+    return int(sh("vgs --noheadings --units b --nosuffix -o vg_free %s" % VG).stdout)
+
+
+def vgfull():
+    """A classic snapshot with no room in its VG (other LVs took the
+    space), with [mysql]: the mount fails, so does a mkdir (checked before
+    the lock), and so does a set whose VG fills up inside the lock window
+    (lvcreate fails there).  Each says what the snapshot needs and what is
+    free, in bytes, naming the VG and LV; no snapshot LV, record or mount
+    is left, MySQL is not left locked, and with room again a set works."""
+    from mariadb import MariaDB
+    import test_mysql as tm
+    origin = make_lv("full", "classic", "ext4", "400M")
+    db = MariaDB(os.path.join(origin, "data"), "/tmp/run-full")
+    db.install()
+    db.start()
+    try:
+        db.sql("CREATE DATABASE kolab")
+        db.sql("CREATE TABLE kolab.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB")
+        tm.create_backup_user(db)
+        pw = tm.write_password("/tmp", "mysql-full.pw", tm.PASSWORD)
+        conf = write_config([("db", "%s/full" % VG, "64M", None)], extra=[
+            "[mysql]", "socket = %s" % db.socket, "user = kolabfs",
+            "password_file = %s" % pw, "lock = ftwrl", "lock_wait_timeout = 30"])
+        vgfull_sets(db, conf)
+    finally:
+        db.stop()
+    drop_lv("full")
+
+
+def vgfull_sets(db, conf):
+    from test_crash import proc_state, write_waits
+    need = "needs 64.0 MiB (snapshot_size = 64M)"
+    lv_before, dm_before, mounts_before = lvs(), dm_devices(), mount_table()
+
+    # 1. the mount: refused before anything is made
+    free = fill_vg(2)
+    assert free == 8 << 20, free        # 2 extents of 4 MiB
+    rc, err, pid = start(conf, check=False)
+    assert rc == 1 and pid is None, (rc, err)
+    assert "[volume:db] snapshot_size: volume group %s has 8.0 MiB free, the snapshot of " \
+        "%s/full %s" % (VG, VG, need) in err, err
+    assert set(lvs()) == set(lv_before) | {"filler"} and not snapshots()
+    assert dm_devices() == dm_before | {"%s-filler" % VG} and mount_table() == mounts_before
+    assert not os.path.isdir(os.path.join(STATE, "sets")) or \
+        os.listdir(os.path.join(STATE, "sets")) == []
+    assert not write_waits(db, 5), "MySQL is locked"
+    sh("lvremove -q -y %s/filler" % VG)
+    errors = {"mount": err.strip()}
+
+    # with room: mounted (its set passes "locked" once; the mkdir of 3.
+    # is the second time, the mkdir of 2. fails before the lock)
+    _, _, pid = start(conf, env={"KOLABFS_TEST_STOP_AT": "locked@2"})
+    try:
+        first = set(snapshots())
+        assert len(first) == 1, first
+        sets = sorted(os.listdir(os.path.join(MP, "snapshots")))
+
+        # 2. mkdir with the VG full: ENOSPC, found before the lock
+        fill_vg(2)
+        try:
+            os.mkdir(os.path.join(MP, "snapshots", "no-room"))
+            raise AssertionError("mkdir with the VG full succeeded")
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        kfs.wait_until(lambda: "mkdir no-room:" in SYSLOG.text(), 30, "the mkdir's error")
+        assert "mkdir no-room: [volume:db] volume group %s has 8.0 MiB free, the snapshot " \
+            "of %s/full %s" % (VG, VG, need) in SYSLOG.text(), SYSLOG.text()
+        assert set(snapshots()) == first
+        assert sorted(os.listdir(os.path.join(MP, "snapshots"))) == sets
+        assert not write_waits(db, 5), "MySQL is locked"
+        sh("lvremove -q -y %s/filler" % VG)
+
+        # 3. the VG fills up inside the lock window: lvcreate fails there
+        result = {}
+
+        def mkdir():
+            try:
+                os.mkdir(os.path.join(MP, "snapshots", "filled"))
+            except OSError as e:
+                result["error"] = e
+
+        t = threading.Thread(target=mkdir, daemon=True)
+        t.start()
+        kfs.wait_until(lambda: proc_state(pid) == "T", 120, "kolabfs to stop at locked")
+        assert "test point locked reached" in SYSLOG.text(), SYSLOG.text()
+        assert write_waits(db, 1), "MySQL is not locked at the test point"
+        fill_vg(2)
+        os.kill(pid, signal.SIGCONT)
+        t.join(120)
+        assert not t.is_alive(), "mkdir did not return"
+        e = result.get("error")
+        assert e is not None and e.errno == errno.ENOSPC, e
+        kfs.wait_until(lambda: "mkdir filled:" in SYSLOG.text(), 30, "the mkdir's error")
+        assert "mkdir filled: [volume:db] cannot snapshot %s/full: volume group %s has " \
+            "8.0 MiB free, the snapshot of %s/full %s" % (VG, VG, VG, need) in SYSLOG.text(), \
+            SYSLOG.text()
+        assert set(snapshots()) == first
+        assert sorted(os.listdir(os.path.join(MP, "snapshots"))) == sets
+        assert sorted(os.listdir(os.path.join(STATE, "sets"))) == \
+            [n for n in sets if n != "latest"]
+        assert not write_waits(db, 5), "MySQL was left locked"
+        sh("lvremove -q -y %s/filler" % VG)
+        for line in SYSLOG.lines:
+            for name in ("no-room", "filled"):
+                if "mkdir %s:" % name in line:
+                    errors["mkdir " + name] = line.split("]: ", 1)[-1].strip()
+        summary["errors"] = errors
+
+        # room again: a set
+        os.mkdir(os.path.join(MP, "snapshots", "room"))
+        assert manifest("room")["mysql"]["consistency"] == "locked"
+        assert len(set(snapshots()) - first) == 1
+    finally:
+        stop(pid)
+    assert_clean(dm_before, mounts_before)
+    assert lvs() == lv_before
+
+
 def mysql():
     """A MariaDB datadir on an LV, writers running, [mysql] lock = ftwrl:
     every set's copy starts and is consistent, later sets hold more."""
@@ -454,7 +581,7 @@ def main():
     scenario = sys.argv[1]
     t0 = time.monotonic()
     {"setup": setup, "tree": tree, "overrun": overrun, "reap": reap,
-     "badconfig": badconfig, "mysql": mysql}[scenario](*sys.argv[2:])
+     "badconfig": badconfig, "mysql": mysql, "vgfull": vgfull}[scenario](*sys.argv[2:])
     summary["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(summary))
 

@@ -59,3 +59,12 @@ def test_kill_then_remount_reaps_only_ours(guest, vg):
 
 def test_bad_config_clear_errors_nothing_left(guest, vg):
     scenario(guest, "badconfig")
+
+
+def test_no_room_in_the_vg_fails_the_set_naming_what_it_needs(guest, vg):
+    """The VG full (other LVs took the space), [mysql] configured: the mount
+    and a mkdir fail before the lock, a VG that fills up inside the lock
+    window fails lvcreate; each names the VG and LV, what the snapshot
+    needs and what is free; nothing left, MySQL not left locked."""
+    r = scenario(guest, "vgfull", timeout=600)
+    print("errors:", r.get("errors"))
