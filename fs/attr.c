@@ -229,9 +229,14 @@ int kfs_fs_lookup_node(struct kfs_fs *fs, struct kfs_node *parent, int dirfd,
 		return ret;
 	}
 	e->ino = kfs_inodes_nodeid(node);
-	/* latest moves with every mkdir/rmdir: never cache it. */
-	if (node->kind != KFS_NODE_LATEST)
-		e->attr_timeout = e->entry_timeout = KFS_VIRTUAL_TIMEOUT;
+	/*
+	 * latest moves with every mkdir/rmdir, but its node stays: what moves
+	 * is the target, and sets_changed has the kernel forget that and the
+	 * attributes each time.  So its entry is kept like the others: a tool
+	 * that reaches every file through latest/ (restic names files by
+	 * their full path) would otherwise cost a LOOKUP per file.
+	 */
+	e->attr_timeout = e->entry_timeout = KFS_VIRTUAL_TIMEOUT;
 	if (node->kind == KFS_NODE_MANIFEST)
 		e->attr_timeout = e->entry_timeout = KFS_PASS_TIMEOUT;
 	return 0;

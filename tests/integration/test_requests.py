@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 
 import kfs
 
@@ -143,6 +144,12 @@ def test_latest_and_the_listing_move_although_the_kernel_caches_them(work, btrfs
         os.rmdir(os.path.join(snaps, "zz-next"))
         assert os.readlink(os.path.join(snaps, "latest")) == first
         assert sorted(os.listdir(snaps)) == sorted([first, "latest"])
+        # the last set goes: latest with it, though its entry is cached
+        os.rmdir(os.path.join(snaps, first))
+        assert not os.path.lexists(os.path.join(snaps, "latest"))
+        assert os.listdir(snaps) == []
+        os.mkdir(os.path.join(snaps, "again"))
+        assert os.readlink(os.path.join(snaps, "latest")) == "again"
     finally:
         assert m.stop() == 0
 
@@ -206,3 +213,25 @@ def test_small_files_are_read_without_a_read_request(work, btrfs, tree, referenc
     for rel, data in small.items():
         with open(os.path.join(reference["spool"], rel), "rb") as f:
             assert data == f.read(), rel
+
+
+def test_paths_through_latest_are_not_looked_up_each_time(work, btrfs, tree, config):
+    """restic names every file by its full path, through latest/: the
+    entries of latest and the set are kept by the kernel for a second,
+    like the other virtual entries, not looked up on every path."""
+    m = DebugMount(work, config)
+    try:
+        path = m.latest("spool", "feat", "public.txt")
+        os.lstat(path)
+        mark = m.mark()
+        t0 = time.monotonic()
+        for _ in range(200):
+            os.lstat(path)
+        elapsed = time.monotonic() - t0
+        ops = m.ops_since(mark)
+        target = os.readlink(os.path.join(m.mp, "snapshots", "latest"))
+    finally:
+        assert m.stop() == 0
+    # snapshots, latest and the set: a LOOKUP each per second at most
+    assert ops.get("LOOKUP", 0) <= 3 * (int(elapsed) + 1), (elapsed, ops)
+    assert target
