@@ -19,6 +19,13 @@ export KFS_VM_OUT=$OUT
 mkdir -p "/lib/modules/${MODS##*/}" && mount --bind "$MODS" "/lib/modules/${MODS##*/}" || off "no modules"
 modprobe -a virtio_blk dm-mod dm-snapshot dm-thin-pool loop fuse ext4 xfs btrfs || off "modprobe failed"
 mkdir -p "$OUT" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out "$OUT" || off "no share"
+# more read-write shares (kfs.shares=DIR,DIR,...: tags share0, share1, ...)
+i=0
+for d in $(arg shares | tr , ' '); do
+	mkdir -p "$d" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "share$i" "$d" \
+		|| off "no share $d"
+	i=$((i + 1))
+done
 hostname kfs-vm
 
 # LVM without udev and without its daemons (lvmpolld, dmeventd): lvm creates

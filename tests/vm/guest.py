@@ -8,9 +8,11 @@ machine's root read-only over 9p under a tmpfs overlay: the built tree and
 every installed binary are at the same paths, and whatever the guest writes
 stays in the guest.  It gets blank virtio disks (/dev/vda, /dev/vdb, ... in
 the order given) and a read-write share for results, mounted at the same path
-as on this machine ($KFS_VM_OUT inside).  Modules (dm, thin, ext4, xfs,
-btrfs, fuse, loop, ...) load with modprobe as on any machine; LVM runs
-without udev (DM_DISABLE_UDEV=1 and the guest's /etc/lvm/lvm.conf).
+as on this machine ($KFS_VM_OUT inside); more directories of this machine can
+be shared read-write, each at its own path (shares=, e.g. where sanitizer
+reports go).  Modules (dm, thin, ext4, xfs, btrfs, fuse, loop, ...) load
+with modprobe as on any machine; LVM runs without udev (DM_DISABLE_UDEV=1
+and the guest's /etc/lvm/lvm.conf).
 
 One boot serves many commands: the guest's init (guest-init.sh) runs each
 script the host drops into the share and writes back its output and exit
@@ -22,7 +24,7 @@ status.  From python:
 
 From the shell (exit status = the command's, 125 if the guest failed):
 
-    tests/vm/guest.py [-d SIZE]... [-m MB] [-t SECONDS] [-o OUTDIR] -- 'command'
+    tests/vm/guest.py [-d SIZE]... [-m MB] [-t SECONDS] [-o OUTDIR] [-s DIR]... -- 'command'
 
 Needs root and the Debian packages qemu-system-x86 busybox-static kmod cpio
 (tests/run installs them), and apt access the first time.
@@ -214,10 +216,16 @@ class Guest:
     limit   seconds the guest may live at all (a watchdog in the guest and
             a deadline here); boot_timeout bounds the boot alone
     out     directory for the results share (default: a temporary one)
+    shares  more directories of this machine, each shared read-write at the
+            same path in the guest (they must exist)
+    env     environment variables for every command run() runs
     """
 
-    def __init__(self, disks=(), mem=2048, cpus=2, limit=3600, boot_timeout=300, out=None):
+    def __init__(self, disks=(), mem=2048, cpus=2, limit=3600, boot_timeout=300, out=None,
+                 shares=(), env=None):
         self.disks = [_size(d) for d in disks]
+        self.shares = [os.path.abspath(d) for d in shares]
+        self.env = dict(env or {})
         self.mem, self.cpus, self.limit, self.boot_timeout = mem, cpus, limit, boot_timeout
         self.tmp = self.proc = self.console = None
         self.keep_out = out is not None
@@ -230,9 +238,12 @@ class Guest:
     def start(self):
         if shutil.which(QEMU) is None:
             raise GuestError("%s is not installed (tests/run installs qemu-system-x86)" % QEMU)
-        for p in (GUEST_INIT, self.out or "", CACHE):
+        for p in [GUEST_INIT, self.out or "", CACHE] + self.shares:
             if re.search(r"\s", p):
                 raise GuestError("path with white space cannot go on the kernel command line: %r" % p)
+        for p in self.shares:
+            if "," in p or not os.path.isdir(p):
+                raise GuestError("cannot share %r (no directory, or a comma in its path)" % p)
         kdir, initrd = prepare()
         _sweep()
         self.tmp = tempfile.mkdtemp(prefix="kfs-vm-", dir="/tmp")
@@ -253,6 +264,8 @@ class Guest:
         kver = open(os.path.join(kdir, "kver")).read()
         append = ("console=ttyS0 panic=-1 loglevel=4 kfs.init=%s kfs.out=%s kfs.mods=%s kfs.limit=%d"
                   % (GUEST_INIT, self.out, os.path.join(kdir, "lib", "modules", kver), self.limit))
+        if self.shares:
+            append += " kfs.shares=" + ",".join(self.shares)   # tags share0, share1, ...
         cmd = [QEMU, "-nodefaults", "-no-user-config", "-accel", "tcg,thread=multi",
                "-m", str(self.mem), "-smp", str(self.cpus), "-display", "none",
                "-no-reboot", "-monitor", "none", "-serial", "file:" + self.console,
@@ -260,6 +273,8 @@ class Guest:
                "-append", append,
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                "-virtfs", "local,path=%s,mount_tag=out,security_model=none" % self.out]
+        for i, d in enumerate(self.shares):
+            cmd += ["-virtfs", "local,path=%s,mount_tag=share%d,security_model=none" % (d, i)]
         for i, size in enumerate(self.disks):
             img = os.path.join(self.tmp, "disk%d.img" % i)
             with open(img, "wb") as f:
@@ -311,7 +326,8 @@ class Guest:
     # ---- commands
     def run(self, script, timeout=600, cwd=None, env=None, check=False, echo=False):
         """Run a bash script in the guest (cwd: this process's by default).
-        Returns a CompletedProcess (stdout, stderr as text).  The guest kills
+        Returns a CompletedProcess (stdout, stderr as text); env adds to the
+        guest's environment and the Guest's env.  The guest kills
         the script after timeout seconds (returncode 124); check=True raises
         on a non-zero status; echo=True copies the output here as it comes."""
         if self.proc is None:
@@ -319,7 +335,8 @@ class Guest:
         self.n += 1
         base = os.path.join(self.q, "%04d" % self.n)
         lines = ["# timeout=%d" % timeout, "cd %s || exit 125" % shlex.quote(cwd or os.getcwd())]
-        lines += ["export %s=%s" % (k, shlex.quote(str(v))) for k, v in (env or {}).items()]
+        lines += ["export %s=%s" % (k, shlex.quote(str(v)))
+                  for k, v in dict(self.env, **(env or {})).items()]
         with open(base + ".tmp", "w") as f:
             f.write("\n".join(lines + [script]) + "\n")
         os.rename(base + ".tmp", base + ".req")
@@ -385,11 +402,13 @@ def main(argv=None):
     ap.add_argument("-t", "--timeout", type=int, default=1800, metavar="SECONDS")
     ap.add_argument("-o", "--out", metavar="DIR", help="results share ($KFS_VM_OUT in the guest); "
                     "default: a temporary directory, removed afterwards")
+    ap.add_argument("-s", "--share", action="append", default=[], metavar="DIR",
+                    help="share this directory read-write at the same path in the guest")
     ap.add_argument("command")
     a = ap.parse_args(argv)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
-    g = Guest(disks=a.disk, mem=a.mem, limit=a.timeout + 300, out=a.out)
+    g = Guest(disks=a.disk, mem=a.mem, limit=a.timeout + 300, out=a.out, shares=a.share)
     try:
         g.start()
         sys.stderr.write("kfs-vm: booted in %.1f s\n" % g.boot_seconds)
