@@ -9,6 +9,16 @@
     kolabfs_bin  path of the built kolabfs (the same inside the guest);
             KOLABFS_BUILDDIR if it was built outside the source tree
 
+Every guest command gets KOLABFS_BUILDDIR, ASAN_OPTIONS and UBSAN_OPTIONS
+from this process (the guest's commands start from the guest's own
+environment): a script in the guest that runs kfs.KOLABFS runs the kolabfs
+under test, and in tests/run's sanitizer pass with its options.  The
+directory of a sanitizer option's log_path is shared read-write into the
+guest at the same path, so a report from a kolabfs in the guest lands where
+tests/run looks for reports; the guest's file names get ".vm-MODULE"
+(asan.vm-test_lvm.PID): the guest's pids would otherwise collide with this
+machine's and another guest's, and a report would overwrite another.
+
 Boot times are listed at the end of the run.
 """
 import os
@@ -21,6 +31,32 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as vm  # noqa: E402
 
 _boots = []     # (module, boot seconds, seconds the guest lived)
+PASS_ENV = ("KOLABFS_BUILDDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS")
+
+
+def guest_env(module):
+    """(env, shares) for the Guest of test module MODULE: see above."""
+    env, shares = {}, []
+    for k in PASS_ENV:
+        v = os.environ.get(k)
+        if not v:
+            continue
+        if k == "KOLABFS_BUILDDIR":
+            v = os.path.abspath(v)
+        else:
+            opts = []
+            for o in v.split(":"):
+                name, _, path = o.partition("=")
+                if name == "log_path" and path.startswith("/"):
+                    d = os.path.dirname(path)
+                    os.makedirs(d, exist_ok=True)
+                    if d not in shares:
+                        shares.append(d)
+                    o = "log_path=%s.vm-%s" % (path, module)
+                opts.append(o)
+            v = ":".join(opts)
+        env[k] = v
+    return env, shares
 
 
 def pytest_configure(config):
@@ -30,7 +66,10 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="module")
 def guest(request):
-    opts = getattr(request.module, "GUEST", {})
+    opts = dict(getattr(request.module, "GUEST", {}))
+    env, shares = guest_env(request.module.__name__.rpartition(".")[2])
+    opts["env"] = dict(env, **opts.get("env", {}))
+    opts["shares"] = list(opts.get("shares", ())) + shares
     failed_before = request.session.testsfailed
     g = vm.Guest(**opts)
     t0 = time.monotonic()

@@ -165,6 +165,11 @@ def start(conf, check=True, env=None):
     if check:
         assert p.returncode == 0, "kolabfs exited %d: %s" % (p.returncode, p.stderr)
     pids = kfs.kolabfs_pids(MP)
+    if p.returncode == 0:
+        assert pids, "kolabfs returned 0 but no kolabfs process serves %s" % MP
+        # the kolabfs under test (KOLABFS_BUILDDIR, from the host through the
+        # guest fixture), an ASan build of it in the sanitizer pass
+        kfs.assert_under_test(pids[0])
     return p.returncode, p.stderr, pids[0] if pids else None
 
 

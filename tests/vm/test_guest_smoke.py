@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+INTEGRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration")
+
 GUEST = dict(disks=["2G"])
 VG = "kfs"
 
@@ -118,6 +120,10 @@ def test_kolabfs_fuse_mount_in_guest(guest, kolabfs_bin):
         printf '[kolabfs]\nstate_dir = %s\n\n[volume:spool]\nbackend = btrfs\npath = %s\n' \
             $w/state $w/btrfs/spool > $w/kolabfs.conf
         "$KOLABFS" $w/kolabfs.conf $w/mnt
+        # the mount is served by the kolabfs under test (an ASan build of it
+        # in the sanitizer pass: kfs.assert_under_test checks its maps)
+        /usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import kfs; \
+            kfs.assert_under_test(int(sys.argv[2])); print("under test: ok")' "$INTEGRATION" "$(pidof kolabfs)"
         echo "latest: $(ls $w/mnt/snapshots/latest | xargs)"
         echo "msg: $(cat $w/mnt/snapshots/latest/spool/msg)"
         echo "subvolumes while mounted: $(btrfs subvolume list $w/btrfs | wc -l)"
@@ -127,7 +133,8 @@ def test_kolabfs_fuse_mount_in_guest(guest, kolabfs_bin):
         echo "mounted after: $(grep -c " $w/mnt " /proc/mounts || true)"
         echo "subvolumes after: $(btrfs subvolume list $w/btrfs | wc -l)"
         umount $w/btrfs && losetup -d $dev && rm -rf $w
-    """, env={"KOLABFS": kolabfs_bin}, timeout=300)
+    """, env={"KOLABFS": kolabfs_bin, "INTEGRATION": INTEGRATION}, timeout=300)
+    assert "under test: ok" in out, out
     assert "latest: MANIFEST.json spool" in out, out
     assert "msg: hello" in out, out
     assert "subvolumes while mounted: 2" in out, out       # spool + its snapshot
