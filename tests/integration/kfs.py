@@ -175,9 +175,10 @@ def assert_under_test(pid):
     """Process pid runs KOLABFS, the binary under test, and in the sanitizer
     pass an ASan build of it (libasan mapped).  Checked for every mount a
     test starts (Kolabfs.check_started) and for the daemons a script starts
-    (kolabfs-hook, the sandbox), which could otherwise run another kolabfs
-    (PATH's, the source tree's): the sanitizer pass would then pass without
-    the daemon's paths being sanitized."""
+    (kolabfs-hook, the sandbox), and in the qemu guest for the mounts of
+    tests/vm (lvm_scenarios.start, the smoke test), which could otherwise
+    run another kolabfs (PATH's, the source tree's): the sanitizer pass
+    would then pass without the daemon's paths being sanitized."""
     exe = "/proc/%d/exe" % pid
     assert os.path.samefile(exe, KOLABFS), \
         "pid %d runs %s, not the kolabfs under test %s" % (pid, os.readlink(exe), KOLABFS)
