@@ -35,13 +35,13 @@ struct kfs_node_key {
 struct kfs_node {
 	struct kfs_node_key key;        /* first: the table's key is the node */
 	enum kfs_node_kind kind;        /* = key.kind */
+	bool cached;                    /* PASS file: see fs/file.c (atomic) */
 	uint64_t ino;                   /* st_ino shown to users */
 	struct kfs_set *set;            /* SET, MANIFEST, PASS: a reference */
 	struct kfs_source *src;         /* PASS */
 	char *path;                     /* PASS: "" for the source root */
 	uint64_t nlookup;               /* the kernel's lookup count */
 	void *dir_stream;               /* PASS dir: see fs/dir.c (atomic) */
-	bool cached;                    /* PASS file: see fs/file.c (atomic) */
 };
 
 struct kfs_inodes;
