@@ -74,10 +74,14 @@ def db(work, btrfs):
 
 
 def crash_config(work, btrfs, db, slapd, name="kolabfs.conf", keys=()):
+    """[ldap:ol] in search mode, and [mysql] if DB (not None)."""
     pw = write_secret(os.path.join(work, "ol.pw"), slapd.password + "\n")
-    extra = ["[mysql]", "socket = %s" % db.socket, "lock = ftwrl", "lock_wait_timeout = 30", "",
-             "[ldap:ol]", "uri = %s" % slapd.uri, "bind_dn = %s" % slapd.root_dn,
-             "password_file = %s" % pw, "mode = search", "timeout = 10", ""]
+    extra = []
+    if db is not None:
+        extra += ["[mysql]", "socket = %s" % db.socket, "lock = ftwrl",
+                  "lock_wait_timeout = 30", ""]
+    extra += ["[ldap:ol]", "uri = %s" % slapd.uri, "bind_dn = %s" % slapd.root_dn,
+              "password_file = %s" % pw, "mode = search", "timeout = 10", ""]
     text = kfs.config_text(work, btrfs.mnt, extra=extra)
     text = text.replace("[kolabfs]\n", "[kolabfs]\n" + "".join(k + "\n" for k in keys), 1)
     path = os.path.join(work, name)

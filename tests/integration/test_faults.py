@@ -210,19 +210,6 @@ def ldif_entries(path):
         return sum(1 for line in f if line.startswith("dn:"))
 
 
-def paged_config(work, btrfs, db, slapd):
-    """[ldap:ol] in search mode, and [mysql] if DB."""
-    if db:
-        return crash_config(work, btrfs, db, slapd)
-    pw = write_secret(os.path.join(work, "ol.pw"), slapd.password + "\n")
-    path = os.path.join(work, "kolabfs-paged.conf")
-    with open(path, "w") as f:
-        f.write(kfs.config_text(work, btrfs.mnt, extra=[
-            "[ldap:ol]", "uri = %s" % slapd.uri, "bind_dn = %s" % slapd.root_dn,
-            "password_file = %s" % pw, "mode = search", "timeout = 10", ""]))
-    return path
-
-
 # (when, how, with [mysql]).  Without [mysql], nothing but kolabfs itself
 # keeps a reset connection's SIGPIPE from killing it during the first set:
 # libmariadb ignores SIGPIPE when it starts, libfuse once mounted.
@@ -247,7 +234,7 @@ def test_ldap_server_killed_between_pages_fails_the_set_and_leaves_no_half_file(
     assert pages >= 3 and entries % PAGE_SIZE, entries
     original = btrfs.subvolumes()
     state = os.path.join(work, "state")
-    config = paged_config(work, btrfs, db, ol)
+    config = crash_config(work, btrfs, db, ol, name="kolabfs-paged.conf")
     # the first page of the set taken at mount, or of the one after it
     nth = 1 if when == "mount" else pages + 1
     k = foreground(config, env={"KOLABFS_TEST_STOP_AT": "ldap-page@%d" % nth}, name=when)
