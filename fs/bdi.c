@@ -19,6 +19,7 @@
 #include <glib.h>
 
 #include "../src/log.h"
+#include "../src/mountinfo.h"
 #include "bdi.h"
 
 struct kfs_bdi {
@@ -26,23 +27,6 @@ struct kfs_bdi {
 	char *mountpoint;
 	unsigned int kib;
 };
-
-/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape(char *s)
-{
-	char *out = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 4;
-		} else {
-			*out++ = *s++;
-		}
-	}
-	*out = '\0';
-}
 
 static int write_read_ahead(const char *dev, unsigned int kib)
 {
@@ -78,11 +62,12 @@ static char *mount_device(const char *mountpoint)
 		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE ... */
 		g_auto(GStrv) f = g_strsplit(*l, " ", 6);
 		const char *sep = strstr(*l, " - ");
+		g_autofree char *mnt = NULL;
 
 		if (g_strv_length(f) < 6 || !sep || !g_str_has_prefix(sep + 3, "fuse"))
 			continue;
-		unescape(f[4]);
-		if (strcmp(f[4], mountpoint) == 0) {
+		mnt = kfs_mountinfo_unescape(f[4]);
+		if (strcmp(mnt, mountpoint) == 0) {
 			g_free(dev);
 			dev = g_strdup(f[2]);
 		}

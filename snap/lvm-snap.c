@@ -20,6 +20,7 @@
 
 #include "../src/error.h"
 #include "../src/log.h"
+#include "../src/mountinfo.h"
 #include "backend.h"
 #include "dm.h"
 #include "lvm.h"
@@ -552,24 +553,6 @@ char *kfs_lvm_volume_describe(struct kfs_lvm *lvm, const struct kfs_volume_conf 
 	return text;
 }
 
-/* /proc/self/mountinfo escapes space, tab, newline and backslash. */
-static char *mountinfo_unescape(const char *s)
-{
-	GString *out = g_string_new(NULL);
-
-	while (*s) {
-		if (s[0] == '\\' && g_ascii_isdigit(s[1]) && g_ascii_isdigit(s[2]) &&
-		    g_ascii_isdigit(s[3])) {
-			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-						      (s[3] - '0')));
-			s += 4;
-		} else {
-			g_string_append_c(out, *s++);
-		}
-	}
-	return g_string_free(out, FALSE);
-}
-
 /* PATH relative to DIR ("" for DIR itself), or NULL if it is not in it. */
 static const char *below(const char *path, const char *dir)
 {
@@ -594,8 +577,8 @@ static void mount_root(const char *line, dev_t dev, const char *want, GPtrArray 
 	if (g_strv_length(f) < 5 || sscanf(f[2], "%u:%u", &maj, &min) != 2 ||
 	    makedev(maj, min) != dev)
 		return;
-	root = mountinfo_unescape(f[3]);
-	mnt = mountinfo_unescape(f[4]);
+	root = kfs_mountinfo_unescape(f[3]);
+	mnt = kfs_mountinfo_unescape(f[4]);
 	rel = below(want, root);
 	if (rel)
 		g_ptr_array_add(roots, *rel ? g_build_filename(mnt, rel, NULL) : g_strdup(mnt));
