@@ -1,7 +1,9 @@
 /* kolabfs: opening and reading files, and symlinks.
  *
  * Files of a source are read through a descriptor held only while the
- * file is open, and handed to the kernel by splice where it can. */
+ * file is open: small ones are stored in the kernel's page cache at open,
+ * big ones passed through to the kernel where it can (fs/passthrough.c),
+ * the rest handed over by splice in answer to READ. */
 #include "autoconf.h"
 
 #include <errno.h>
@@ -13,7 +15,17 @@
 
 #include "../src/annotate.h"
 #include "fs-int.h"
+#include "passthrough.h"
 #include "path.h"
+
+/* fi->fh of a source's file: its descriptor, and this bit if the kernel
+ * reads it by passthrough (release must drop the backing file). */
+#define KFS_FH_BACKING (1ull << 32)
+
+static int fh_fd(const struct fuse_file_info *fi)
+{
+	return (int)(fi->fh & 0xffffffffu);
+}
 
 /* /status is generated at open; its handle holds the text. */
 struct kfs_genfile {
@@ -64,8 +76,6 @@ static void reply_open(fuse_req_t req, struct kfs_node *node, struct fuse_file_i
  * do not change, so what is stored stays true until the set is dropped,
  * when fs.c has the kernel forget the pages of every cached node.
  */
-#define KFS_STORE_MAX (128u << 10)
-
 static bool read_whole(int fd, char *data, size_t size)
 {
 	size_t done = 0;
@@ -83,25 +93,43 @@ static bool read_whole(int fd, char *data, size_t size)
 }
 
 static void store_small(struct kfs_fs *fs, fuse_ino_t ino, struct kfs_node *node, int fd,
-			int flags)
+			size_t size, int flags)
 {
 	struct fuse_bufvec buf;
-	struct stat st;
 	char *data;
 
-	if (__atomic_load_n(&node->cached, __ATOMIC_RELAXED) || !fs->se || (flags & O_DIRECT))
+	if (__atomic_load_n(&node->cached, __ATOMIC_RELAXED) || !fs->se || (flags & O_DIRECT) ||
+	    size == 0)
 		return;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    st.st_size >= KFS_STORE_MAX)
-		return;
-	data = g_malloc(st.st_size);
-	if (read_whole(fd, data, st.st_size)) {
-		buf = (struct fuse_bufvec)FUSE_BUFVEC_INIT(st.st_size);
+	data = g_malloc(size);
+	if (read_whole(fd, data, size)) {
+		buf = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
 		buf.buf[0].mem = data;
 		if (fuse_lowlevel_notify_store(fs->se, ino, 0, &buf, 0) == 0)
 			__atomic_store_n(&node->cached, true, __ATOMIC_RELAXED);
 	}
 	g_free(data);
+}
+
+/* How the kernel will read the source's file open on FD: stored now if
+ * small, passed through if big and the source allows, else by READ.  The
+ * choice depends only on the node (sizes in a snapshot do not change). */
+static void prepare_read(struct kfs_fs *fs, fuse_req_t req, fuse_ino_t ino,
+			 struct kfs_node *node, int fd, struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return;
+	if (st.st_size < KFS_STORE_MAX)
+		store_small(fs, ino, node, fd, st.st_size, fi->flags);
+	else if (kfs_source_pinnable(node->src) &&
+		 kfs_passthrough_get(fs->passthrough, req, node, fd, fi)) {
+		fi->fh |= KFS_FH_BACKING;
+		/* the kernel refuses keep_cache with passthrough (EIO): the
+		 * page cache is the snapshot's own */
+		fi->keep_cache = 0;
+	}
 }
 
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -140,13 +168,13 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if (node->kind == KFS_NODE_PASS) {
-		kfs_source_fd_add(node->src, fd);
-		store_small(fs, ino, node, fd, fi->flags);
-	}
 	fi->fh = fd;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
+	if (node->kind == KFS_NODE_PASS) {
+		kfs_source_fd_add(node->src, fd);
+		prepare_read(fs, req, ino, node, fd, fi);
+	}
 	reply_open(req, node, fi);
 }
 
@@ -173,7 +201,7 @@ void kfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!__atomic_load_n(&node->cached, __ATOMIC_RELAXED))
 		__atomic_store_n(&node->cached, true, __ATOMIC_RELAXED);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fi->fh;
+	buf.buf[0].fd = fh_fd(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, 0);
 }
@@ -189,8 +217,10 @@ static void release_fh(fuse_req_t req, struct kfs_node *node, struct fuse_file_i
 		g_free(g);
 	} else {
 		if (node->kind == KFS_NODE_PASS)
-			kfs_source_fd_remove(node->src, fi->fh);
-		close(fi->fh);
+			kfs_source_fd_remove(node->src, fh_fd(fi));
+		if (fi->fh & KFS_FH_BACKING)
+			kfs_passthrough_put(kfs_fs_of(req)->passthrough, req, node);
+		close(fh_fd(fi));
 	}
 	kfs_sets_handle_close(kfs_fs_of(req)->sets, node->set);
 }

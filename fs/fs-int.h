@@ -15,6 +15,9 @@
 #define KFS_PASS_TIMEOUT 86400.0
 #define KFS_VIRTUAL_TIMEOUT 1.0
 #define KFS_MAX_READ (512u << 10)
+/* Files smaller than this are stored in the page cache at open
+ * (fs/file.c); bigger ones are passed through where the kernel can. */
+#define KFS_STORE_MAX (128u << 10)
 
 struct kfs_fs {
 	const struct kfs_config *cfg;
@@ -22,6 +25,7 @@ struct kfs_fs {
 	struct kfs_inodes *inodes;
 	struct kfs_filter **filters;    /* one per [volume:NAME] */
 	struct fuse_session *se;
+	struct kfs_passthrough *passthrough;    /* NULL: built without it */
 	struct timespec mounted;
 	bool no_opendir;        /* the kernel keeps directory handles itself */
 };

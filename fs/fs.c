@@ -9,6 +9,7 @@
 
 #include "../src/log.h"
 #include "fs-int.h"
+#include "passthrough.h"
 
 static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -48,6 +49,10 @@ static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 	    !fs->cfg->idle_timeout && !fs->cfg->max_age)
 		fs->no_opendir = true;
 	conn->time_gran = 1;
+	/* Big files: the kernel reads the snapshot's file itself. */
+	if (kfs_passthrough_init(fs->passthrough, conn))
+		kfs_debug("FUSE passthrough on: files of %u KiB and more are read by the kernel",
+			  KFS_STORE_MAX >> 10);
 }
 
 static void kfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -296,6 +301,7 @@ struct kfs_fs *kfs_fs_create(const struct kfs_config *cfg, struct kfs_sets *sets
 	fs->cfg = cfg;
 	fs->sets = sets;
 	fs->inodes = kfs_inodes_create();
+	fs->passthrough = kfs_passthrough_create();
 	fs->filters = g_new0(struct kfs_filter *, cfg->n_volumes + 1);
 	for (i = 0; i < cfg->n_volumes; i++) {
 		fs->filters[i] = kfs_filter_create(cfg->volumes[i].preset,
@@ -323,6 +329,7 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 		kfs_filter_destroy(fs->filters[i]);
 	g_free(fs->filters);
 	kfs_inodes_destroy(fs->inodes);
+	kfs_passthrough_destroy(fs->passthrough);
 	g_free(fs);
 }
 

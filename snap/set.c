@@ -88,6 +88,11 @@ void kfs_source_set_invalid(struct kfs_source *src)
 	g_atomic_int_set(&src->invalid, 1);
 }
 
+bool kfs_source_pinnable(const struct kfs_source *src)
+{
+	return !src->backend || !src->backend->ops->revoke;
+}
+
 void kfs_source_fd_add(struct kfs_source *src, int fd)
 {
 	g_mutex_lock(&src->fds_lock);

@@ -70,6 +70,9 @@ static inline bool kfs_source_is_invalid(const struct kfs_source *src)
 	return src && g_atomic_int_get(&src->invalid);
 }
 void kfs_source_set_invalid(struct kfs_source *src);
+/* May the kernel hold files of SRC open where kolabfs cannot revoke them
+ * (FUSE passthrough)?  Not if its snapshots need revoking to go. */
+bool kfs_source_pinnable(const struct kfs_source *src);
 
 /*
  * Descriptors the FUSE side opens below root_fd (open files and

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "../fs/bdi.h"
+#include "../fs/passthrough.h"
 #include "../fs/fs.h"
 #include "../snap/ldap.h"
 #include "../snap/lvm.h"
@@ -119,6 +120,19 @@ static void print_volume(const struct kfs_volume_conf *v, struct kfs_lvm **lvm)
 		what = g_strdup_printf("btrfs subvolume %s", v->path);
 	printf("volume %s: %s%s%s\n", v->name, what, v->subdir ? ", subdir " : "",
 	       v->subdir ? v->subdir : "");
+}
+
+static void print_version(void)
+{
+	printf("kolabfs %s\nFUSE library version %s\n", PACKAGE_VERSION, fuse_pkgversion());
+	printf("FUSE passthrough: %s\n", kfs_passthrough_built() ?
+	       "built in (used where the kernel offers it)" : "not built in (libfuse < 3.17)");
+#ifdef HAVE_FUSE_REQ_IS_URING
+	printf("FUSE over io_uring: built in (used where the kernel allows it: "
+	       "/sys/module/fuse/parameters/enable_uring)\n");
+#else
+	printf("FUSE over io_uring: not built in (libfuse < 3.18)\n");
+#endif
 }
 
 static void print_check(const struct kfs_config *cfg)
@@ -298,8 +312,7 @@ int main(int argc, char **argv)
 		if (m.opts.help)
 			kfs_options_usage(argv[0]);
 		else
-			printf("kolabfs %s\nFUSE library version %s\n", PACKAGE_VERSION,
-			       fuse_pkgversion());
+			print_version();
 		ret = 0;
 		goto out;
 	}

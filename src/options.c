@@ -15,7 +15,7 @@
 #include "config.h"
 #include "options.h"
 
-enum { KEY_CHECK, KEY_HELP, KEY_VERSION };
+enum { KEY_CHECK, KEY_HELP, KEY_VERSION, KEY_NO_IO_URING };
 
 struct parse_state {
 	struct kfs_options *opts;
@@ -30,6 +30,7 @@ static const struct fuse_opt kfs_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("no_io_uring", KEY_NO_IO_URING),
 	FUSE_OPT_END
 };
 
@@ -49,6 +50,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 0;
 	case KEY_VERSION:
 		ps->opts->version = true;
+		return 0;
+	case KEY_NO_IO_URING:
+		ps->opts->no_io_uring = true;
 		return 0;
 	default:
 		return 1;
@@ -131,6 +135,13 @@ static bool fuse_part(struct kfs_options *o, GError **error)
 	}
 	if (!has_option(&o->fuse_args, "subtype="))
 		fuse_opt_add_arg(&o->fuse_args, "-osubtype=kolabfs");
+#ifdef HAVE_FUSE_REQ_IS_URING
+	/* Requests over io_uring, where the kernel allows it (the fuse
+	 * module's enable_uring): no read/write syscall pair per request,
+	 * which is most of a walk's cost (doc/design.md). */
+	if (!o->no_io_uring && !has_option(&o->fuse_args, "io_uring"))
+		fuse_opt_add_arg(&o->fuse_args, "-oio_uring");
+#endif
 	return true;
 }
 

@@ -13,6 +13,7 @@ struct kfs_options {
 	bool check;
 	bool help;
 	bool version;
+	bool no_io_uring;       /* -o no_io_uring: requests by read/write */
 	bool foreground;
 	bool debug;
 	bool singlethread;

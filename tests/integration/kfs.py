@@ -6,6 +6,7 @@ as synchronisation: waits are bounded polls on a condition (wait_until).
 """
 import errno
 import fnmatch
+import gzip
 import hashlib
 import json
 import os
@@ -187,6 +188,45 @@ def assert_under_test(pid):
             maps = f.read()
         assert "/libasan.so" in maps, \
             "ASAN_OPTIONS is set but pid %d (%s) is no ASan build" % (pid, os.readlink(exe))
+
+
+def kernel_config(option):
+    """The value of a kernel build option (y, m, ...), or None if it is
+    not set or the configuration is not to be found."""
+    for path in ("/proc/config.gz", "/boot/config-" + os.uname().release):
+        try:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith(option + "="):
+                        return line.strip().split("=", 1)[1]
+            return None
+        except OSError:
+            continue
+    return None
+
+
+def passthrough_expected():
+    """Does the kolabfs under test read big files by FUSE passthrough?  It
+    does when built with libfuse >= 3.17 (its --version says) and the
+    kernel offers it (CONFIG_FUSE_PASSTHROUGH, kernel >= 6.9)."""
+    out = subprocess.run([KOLABFS, "--version"], capture_output=True, text=True).stdout
+    built = "FUSE passthrough: built in" in out
+    return built and kernel_config("CONFIG_FUSE_PASSTHROUGH") == "y"
+
+
+def io_uring_expected():
+    """Does the kolabfs under test get its requests over io_uring?  It does
+    when built with libfuse >= 3.18 (its --version says) and the fuse
+    module allows it (parameter enable_uring; tests/run sets it for the
+    pass with the newer libfuse)."""
+    out = subprocess.run([KOLABFS, "--version"], capture_output=True, text=True).stdout
+    try:
+        with open("/sys/module/fuse/parameters/enable_uring") as f:
+            allowed = f.read().strip() == "Y"
+    except OSError:
+        allowed = False
+    return "FUSE over io_uring: built in" in out and allowed
 
 
 # --------------------------------------------------------------------------

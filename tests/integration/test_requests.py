@@ -10,6 +10,7 @@ without no-opendir support take).  A big file streams in READs of 512 KiB,
 each spliced, not in the kernel's default 128 KiB; a small one is handed
 to the kernel with its OPEN, and reading it sends no READ.
 """
+import mmap
 import os
 import re
 import stat
@@ -26,12 +27,12 @@ REPLY = re.compile(rb"   unique: (\d+), (?:success|error: [^,]+), outsize: (\d+)
 class DebugMount:
     """kolabfs -d in the foreground, its request log in a file."""
 
-    def __init__(self, work, config, env=None):
+    def __init__(self, work, config, env=None, args=()):
         self.mp = os.path.join(work, "mnt")
         os.makedirs(self.mp, exist_ok=True)
         self.log = os.path.join(work, "debug.log")
         with open(self.log, "wb") as f:
-            self.proc = subprocess.Popen([kfs.KOLABFS, "-d", config, self.mp],
+            self.proc = subprocess.Popen([kfs.KOLABFS, "-d", config, self.mp] + list(args),
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f,
                                          env=dict(os.environ, **(env or {})))
         latest = os.path.join(self.mp, "snapshots", "latest")
@@ -158,7 +159,10 @@ def test_a_big_file_streams_in_big_spliced_reads(work, btrfs, tree, config):
     """The kernel's read-ahead of the mount is raised to 4 MiB, so a big
     file is asked for in READs of 512 KiB, several in flight; none bigger,
     or libfuse could not splice it (a READ and its header must fit the
-    1 MiB pipe) and would copy it through a fresh buffer instead."""
+    1 MiB pipe) and would copy it through a fresh buffer instead.  Where
+    kolabfs has FUSE passthrough (libfuse >= 3.17 and a kernel offering
+    it), the kernel reads the snapshot's file itself: no READ at all."""
+    passthrough = kfs.passthrough_expected()
     data = os.urandom(24 << 20)
     with open(os.path.join(btrfs.path("spool"), "big.mbox"), "wb") as f:
         f.write(data)
@@ -175,14 +179,56 @@ def test_a_big_file_streams_in_big_spliced_reads(work, btrfs, tree, config):
         with open(m.latest("spool", "big.mbox"), "rb") as f:
             got = b"".join(iter(lambda: f.read(1 << 20), b""))
         reads = m.replies_since(mark, "READ")
+        opens = m.ops_since(mark).get("OPEN", 0)
+        log = open(m.log, "rb").read()
     finally:
         assert m.stop() == 0
     assert got == data
     assert read_ahead_kb == 4096
+    assert opens == 1
+    assert (b"FUSE passthrough on" in log) == passthrough, log[-2000:]
+    if passthrough:
+        assert reads == [], reads[:8]
+        return
     sizes = sorted(n - 16 for n, _ in reads)           # less the reply header
     assert sizes[-1] == 512 << 10, sizes[-8:]
     assert len(reads) <= (len(data) >> 19) + 8, len(reads)
     assert all("(splice)" in rest for n, rest in reads if n > 16), reads[:8]
+
+
+def test_opens_of_one_big_file_at_once_read_alike(work, btrfs, tree, config):
+    """Two descriptors on one big file, read in turns, and an mmap of it
+    read the same bytes, and the file can be opened again once all are
+    closed.  With passthrough the kernel refuses a second backing file for
+    an inode already passed through (open fails EIO): every open must get
+    the first one's, and the last close must let it go."""
+    passthrough = kfs.passthrough_expected()
+    data = os.urandom((8 << 20) + 4321)
+    with open(os.path.join(btrfs.path("spool"), "twice.mbox"), "wb") as f:
+        f.write(data)
+    m = DebugMount(work, config)
+    try:
+        p = m.latest("spool", "twice.mbox")
+        mark = m.mark()
+        for _ in range(2):
+            a, b = os.open(p, os.O_RDONLY), os.open(p, os.O_RDONLY)
+            try:
+                parts = [os.pread(fd, 1 << 20, off)
+                         for off in range(0, len(data), 1 << 20) for fd in (a, b)]
+                with mmap.mmap(a, 0, prot=mmap.PROT_READ) as mm:
+                    mapped = mm[:]
+            finally:
+                os.close(a)
+                os.close(b)
+            assert b"".join(parts[0::2]) == data
+            assert b"".join(parts[1::2]) == data
+            assert mapped == data
+    finally:
+        assert m.stop() == 0
+    ops = m.ops_since(mark)     # complete: RELEASE may follow close() late
+    assert ops.get("OPEN", 0) == 4 and ops.get("RELEASE", 0) == 4, ops
+    if passthrough:
+        assert ops.get("READ", 0) == 0, ops
 
 
 def test_small_files_are_read_without_a_read_request(work, btrfs, tree, reference, config):
@@ -235,3 +281,24 @@ def test_paths_through_latest_are_not_looked_up_each_time(work, btrfs, tree, con
     # snapshots, latest and the set: a LOOKUP each per second at most
     assert ops.get("LOOKUP", 0) <= 3 * (int(elapsed) + 1), (elapsed, ops)
     assert target
+
+
+def test_requests_come_over_io_uring_where_the_kernel_allows_it(work, btrfs, tree, reference,
+                                                                config):
+    """Built with libfuse >= 3.18, kolabfs asks for FUSE over io_uring, and
+    where the fuse module allows it (enable_uring) every request after
+    INIT comes through the rings (libfuse's -d log marks them "cqe"); with
+    -o no_io_uring, or without either, through /dev/fuse.  Either way a
+    walk and a read of the tree give the snapshot's contents."""
+    expected = kfs.io_uring_expected()
+    for args, uring in (((), expected), (("-o", "no_io_uring"), False)):
+        m = DebugMount(work, config, args=args)
+        try:
+            got = kfs.walk(m.latest("spool"), xattr=False)
+        finally:
+            assert m.stop() == 0
+        log = open(m.log, "rb").read()
+        assert (b"starting io-uring" in log) == uring, (args, log[:3000])
+        assert (b"cqe unique:" in log) == uring, args
+        kfs.assert_same_tree(kfs.reference_walk(reference["spool"], "spool", xattr=False),
+                             got, ("type", "mode", "size", "mtime_ns", "target", "sha256"))
