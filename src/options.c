@@ -182,6 +182,7 @@ void kfs_options_usage(const char *prog)
 	       "CONFIG defaults to " KFS_DEFAULT_CONFIG ".\n"
 	       "\n"
 	       "    -o config=FILE   the configuration file (as CONFIG)\n"
+	       "    -o no_io_uring   FUSE requests by read/write, not io_uring (libfuse >= 3.18)\n"
 	       "    -f               stay in the foreground\n"
 	       "    -d               debug output (implies -f)\n"
 	       "    --check          validate CONFIG and the volumes; create nothing\n"
