@@ -302,3 +302,51 @@ def test_requests_come_over_io_uring_where_the_kernel_allows_it(work, btrfs, tre
         assert (b"cqe unique:" in log) == uring, args
         kfs.assert_same_tree(kfs.reference_walk(reference["spool"], "spool", xattr=False),
                              got, ("type", "mode", "size", "mtime_ns", "target", "sha256"))
+
+
+def test_a_refused_passthrough_falls_back_to_reads(work, btrfs, tree):
+    """The kernel refuses a backing file on a stacked file system (here a
+    copy kept in a state_dir on overlayfs: stack depth 1, kolabfs allows
+    0).  The open must not fail: kolabfs warns once, turns passthrough
+    off for the mount and serves the file, and every later big file, by
+    READ.  Without passthrough built in there is nothing to refuse."""
+    passthrough = kfs.passthrough_expected()
+    ovl = os.path.join(work, "ovl")
+    for d in ("lower", "upper", "work", "merged"):
+        os.makedirs(os.path.join(ovl, d))
+    kfs.run(["mount", "-t", "overlay", "overlay", "-o",
+             "lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work" % (ovl, ovl, ovl),
+             os.path.join(ovl, "merged")])
+    try:
+        src = os.path.join(work, "etc-src", "big.conf")
+        os.makedirs(os.path.dirname(src))
+        data = os.urandom((1 << 20) + 77)
+        with open(src, "wb") as f:
+            f.write(data)
+        spool = os.urandom(1 << 20)
+        with open(os.path.join(btrfs.path("spool"), "after.mbox"), "wb") as f:
+            f.write(spool)
+        config = os.path.join(work, "kolabfs.conf")
+        with open(config, "w") as f:
+            f.write(kfs.config_text(work, btrfs.mnt, copies=[src],
+                                    state_dir=os.path.join(ovl, "merged", "state")))
+        m = DebugMount(work, config)
+        try:
+            copied = [os.path.join(d, f) for d, _, fs in os.walk(m.latest("etc"))
+                      for f in fs if f == "big.conf"]
+            assert len(copied) == 1, copied
+            mark = m.mark()
+            for _ in range(2):
+                with open(copied[0], "rb") as f:
+                    assert f.read() == data
+            with open(m.latest("spool", "after.mbox"), "rb") as f:
+                assert f.read() == spool
+            ops = m.ops_since(mark)
+        finally:
+            assert m.stop() == 0
+        log = open(m.log, "rb").read()
+    finally:
+        kfs.run(["umount", os.path.join(ovl, "merged")], check=False)
+    assert log.count(b"FUSE passthrough refused") == (1 if passthrough else 0), log[-3000:]
+    assert ops.get("OPEN", 0) == 3, ops
+    assert ops.get("READ", 0) > 0, ops
