@@ -26,6 +26,7 @@ struct kfs_fs {
 	struct kfs_filter **filters;    /* one per [volume:NAME] */
 	struct fuse_session *se;
 	struct kfs_passthrough *passthrough;    /* NULL: built without it */
+	struct kfs_setdir *setdir;
 	struct timespec mounted;
 	bool no_opendir;        /* the kernel keeps directory handles itself */
 };
@@ -75,6 +76,14 @@ void kfs_fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* Close the directory stream a node kept between READDIRPLUS requests. */
 void kfs_fs_dir_stream_free(struct kfs_node *node);
+
+/* fs/setdir.c */
+void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void kfs_fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+struct kfs_setdir *kfs_setdir_create(void);
+/* Wait until every mkdir/rmdir handed over is answered. */
+void kfs_setdir_drain(struct kfs_setdir *sd);
+void kfs_setdir_destroy(struct kfs_setdir *sd);
 
 /* fs/file.c */
 void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -1,5 +1,5 @@
-/* kolabfs: the FUSE low-level operations table, lookup, sets as
- * directories (mkdir/rmdir), and everything that is read-only. */
+/* kolabfs: the FUSE low-level operations table, lookup, and everything
+ * that is read-only.  Sets as directories (mkdir/rmdir): fs/setdir.c. */
 #include "autoconf.h"
 
 #include <errno.h>
@@ -112,71 +112,6 @@ static void kfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 		fuse_reply_attr(req, &st, 0);
 	else
 		fuse_reply_attr(req, &st, KFS_VIRTUAL_TIMEOUT);
-}
-
-/* Only root takes and drops sets: a set pins disk space and, with a
- * database lock, briefly production. */
-static int sets_dir_access(fuse_req_t req, fuse_ino_t parent)
-{
-	if (kfs_node_of(req, parent)->kind != KFS_NODE_SNAPSHOTS)
-		return -EROFS;
-	if (fuse_req_ctx(req)->uid != 0)
-		return -EPERM;
-	return 0;
-}
-
-static void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-	struct kfs_fs *fs = kfs_fs_of(req);
-	struct fuse_entry_param e;
-	GError *error = NULL;
-	int ret;
-
-	ret = sets_dir_access(req, parent);
-	if (ret == 0 && !strcmp(name, "latest"))
-		ret = -EEXIST;
-	if (ret < 0) {
-		/* EPERM, EROFS: kolabfs's own answer about this directory. */
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	ret = kfs_sets_take(fs->sets, name, NULL, &error);
-	if (ret == 0)
-		ret = kfs_fs_lookup_node(fs, kfs_node_of(req, parent), -1, name, &e);
-	if (error) {
-		kfs_err("mkdir %s: %s", name, error->message);
-		g_error_free(error);
-	}
-	/*
-	 * From taking the set, only what the caller can act on passes: a bad,
-	 * too long or taken name, and a full disk (state_dir or a volume).  An
-	 * EROFS or EPERM from state_dir must not read as "kolabfs refuses
-	 * mkdir here"; everything else is EIO, with the reason in the log.
-	 */
-	if (ret < 0)
-		fuse_reply_err(req, ret == -EEXIST || ret == -EINVAL || ret == -ENAMETOOLONG ||
-				    ret == -ENOSPC || ret == -EDQUOT ? -ret : EIO);
-	else
-		fuse_reply_entry(req, &e);
-}
-
-static void kfs_fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct kfs_fs *fs = kfs_fs_of(req);
-	GError *error = NULL;
-	int ret;
-
-	ret = sets_dir_access(req, parent);
-	if (ret == 0 && !strcmp(name, "latest"))
-		ret = -ENOTDIR;
-	if (ret == 0)
-		ret = kfs_sets_drop(fs->sets, name, &error);
-	if (error) {
-		if (ret != -ENOENT)
-			kfs_err("rmdir %s: %s", name, error->message);
-		g_error_free(error);
-	}
-	fuse_reply_err(req, -ret);
 }
 
 static void kfs_fs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -302,6 +237,7 @@ struct kfs_fs *kfs_fs_create(const struct kfs_config *cfg, struct kfs_sets *sets
 	fs->sets = sets;
 	fs->inodes = kfs_inodes_create();
 	fs->passthrough = kfs_passthrough_create();
+	fs->setdir = kfs_setdir_create();
 	fs->filters = g_new0(struct kfs_filter *, cfg->n_volumes + 1);
 	for (i = 0; i < cfg->n_volumes; i++) {
 		fs->filters[i] = kfs_filter_create(cfg->volumes[i].preset,
@@ -330,6 +266,7 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 	g_free(fs->filters);
 	kfs_inodes_destroy(fs->inodes);
 	kfs_passthrough_destroy(fs->passthrough);
+	kfs_setdir_destroy(fs->setdir);
 	g_free(fs);
 }
 
@@ -367,6 +304,9 @@ static void sets_changed(void *data)
 
 void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se)
 {
+	/* mkdir/rmdir still running answer first, through the session */
+	if (!se)
+		kfs_setdir_drain(fs->setdir);
 	fs->se = se;
 	kfs_sets_on_change(fs->sets, se ? sets_changed : NULL, fs);
 }

@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import threading
 
@@ -361,3 +362,62 @@ def test_no_races_under_helgrind(work, btrfs, tree, reference):
     assert not reports, "helgrind: %d report(s):\n\n%s" % (
         len(reports), "\n\n".join(reports)[:20000])
     assert v.rc == 0, "kolabfs under helgrind exited %d:\n%s" % (v.rc, v.report()[-8000:])
+
+
+def _pinned(cpu, code, pass_fds=()):
+    """A python3 child on CPU alone running CODE (the FUSE request of a task
+    goes to the io_uring queue of the CPU it runs on)."""
+    return subprocess.Popen(["/usr/bin/python3", "-c",
+                             "import os, sys; os.sched_setaffinity(0, {%d}); %s" % (cpu, code)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            pass_fds=pass_fds)
+
+
+def test_readers_are_served_while_a_set_is_taken(work, btrfs, tree, kolabfs_factory):
+    """Taking a set can take long (a MySQL lock, LDIF exports, LVM).  A
+    reader must not wait for it, also not one on the CPU the mkdir came
+    from: with FUSE over io_uring one thread serves each CPU's requests in
+    order, so kolabfs answers mkdir from a thread of its own.  The take is
+    held up here by a copy source on a second kolabfs that is stopped
+    (SIGSTOP): its /status is read anew each time.  The reader is inside
+    the set already, as a backup tool is: a path lookup through /snapshots
+    that the kernel's cache cannot answer waits for the mkdir whatever
+    kolabfs does (the kernel holds the directory's lock for it)."""
+    other_cfg = os.path.join(work, "other.conf")
+    with open(other_cfg, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, volumes=("imap",),
+                                state_dir=os.path.join(work, "other-state")))
+    other = kolabfs_factory(other_cfg, os.path.join(work, "other-mnt"))
+    other.start()
+    other.check_started()
+    cfg = os.path.join(work, "kolabfs.conf")
+    with open(cfg, "w") as f:
+        f.write(kfs.config_text(work, btrfs.mnt, volumes=("spool",),
+                                copies=[other.path("status")]))
+    k = kolabfs_factory(cfg)
+    k.start()
+    k.check_started()
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    inside = os.open(k.latest("spool", "feat"), os.O_PATH | os.O_DIRECTORY)
+    os.kill(other.pid, signal.SIGSTOP)
+    try:
+        mkdir = _pinned(cpu, "os.mkdir(%r)" % k.path("snapshots", "slow"))
+        # the take has begun once its record is in state_dir
+        kfs.wait_until(lambda: os.path.isdir(os.path.join(work, "state", "sets", "slow")),
+                       60, "the take of set slow to begin")
+        reader = _pinned(cpu, "sys.stdout.write(open(os.open('public.txt', os.O_RDONLY, "
+                              "dir_fd=%d)).read())" % inside, pass_fds=(inside,))
+        try:
+            out, err = reader.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            reader.kill()
+            raise AssertionError("a reader waited for the take of a set")
+        assert out == "anyone may read\n", err
+        assert mkdir.poll() is None, "the take was not held up: %s" % (mkdir.communicate(),)
+    finally:
+        os.kill(other.pid, signal.SIGCONT)
+        os.close(inside)
+    assert mkdir.wait(timeout=120) == 0, mkdir.communicate()
+    assert "slow" in os.listdir(k.path("snapshots"))
+    k.stop()
+    other.stop()
