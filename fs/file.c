@@ -98,8 +98,7 @@ static void store_small(struct kfs_fs *fs, fuse_ino_t ino, struct kfs_node *node
 	struct fuse_bufvec buf;
 	char *data;
 
-	if (__atomic_load_n(&node->cached, __ATOMIC_RELAXED) || !fs->se || (flags & O_DIRECT) ||
-	    size == 0)
+	if (!fs->se || (flags & O_DIRECT) || size == 0)
 		return;
 	data = g_malloc(size);
 	if (read_whole(fd, data, size)) {
@@ -113,13 +112,16 @@ static void store_small(struct kfs_fs *fs, fuse_ino_t ino, struct kfs_node *node
 
 /* How the kernel will read the source's file open on FD: stored now if
  * small, passed through if big and the source allows, else by READ.  The
- * choice depends only on the node (sizes in a snapshot do not change). */
+ * choice depends only on the node (sizes in a snapshot do not change).
+ * A cached node (stored, or read by READ: never a passed-through one)
+ * has nothing left to prepare: no fstat on the warm open of a tar. */
 static void prepare_read(struct kfs_fs *fs, fuse_req_t req, fuse_ino_t ino,
 			 struct kfs_node *node, int fd, struct fuse_file_info *fi)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	if (__atomic_load_n(&node->cached, __ATOMIC_RELAXED) ||
+	    fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		return;
 	if (st.st_size < KFS_STORE_MAX)
 		store_small(fs, ino, node, fd, st.st_size, fi->flags);

@@ -206,13 +206,18 @@ def kernel_config(option):
     return None
 
 
+def built_in(feature):
+    """Does `kolabfs --version` of the kolabfs under test say FEATURE
+    ("FUSE passthrough", "FUSE over io_uring") is built in?"""
+    out = subprocess.run([KOLABFS, "--version"], capture_output=True, text=True).stdout
+    return "%s: built in" % feature in out
+
+
 def passthrough_expected():
     """Does the kolabfs under test read big files by FUSE passthrough?  It
     does when built with libfuse >= 3.17 (its --version says) and the
     kernel offers it (CONFIG_FUSE_PASSTHROUGH, kernel >= 6.9)."""
-    out = subprocess.run([KOLABFS, "--version"], capture_output=True, text=True).stdout
-    built = "FUSE passthrough: built in" in out
-    return built and kernel_config("CONFIG_FUSE_PASSTHROUGH") == "y"
+    return built_in("FUSE passthrough") and kernel_config("CONFIG_FUSE_PASSTHROUGH") == "y"
 
 
 def io_uring_expected():
@@ -220,13 +225,12 @@ def io_uring_expected():
     when built with libfuse >= 3.18 (its --version says) and the fuse
     module allows it (parameter enable_uring; tests/run sets it for the
     pass with the newer libfuse)."""
-    out = subprocess.run([KOLABFS, "--version"], capture_output=True, text=True).stdout
     try:
         with open("/sys/module/fuse/parameters/enable_uring") as f:
             allowed = f.read().strip() == "Y"
     except OSError:
         allowed = False
-    return "FUSE over io_uring: built in" in out and allowed
+    return built_in("FUSE over io_uring") and allowed
 
 
 # --------------------------------------------------------------------------
