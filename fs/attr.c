@@ -40,7 +40,7 @@ static int getattr_virtual(struct kfs_fs *fs, struct kfs_node *node, struct stat
 		virtual_dir(st, &t);
 		return 0;
 	case KFS_NODE_STATUS:
-		text = kfs_sets_status_json(fs->sets);
+		text = kfs_fs_status_text(fs);
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = strlen(text);
 		break;

@@ -21,6 +21,7 @@
 #include "fs-int.h"
 #include "ino.h"
 #include "path.h"
+#include "walkahead.h"
 
 struct kfs_dirh {
 	DIR *dp;                /* PASS */
@@ -252,10 +253,24 @@ static bool pass_hidden(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dir
 	return kfs_filter_hides(f, node->path, de->d_name, mode);
 }
 
+/* The reader was given N entries of NODE, SUBDIRS among them: the walk
+ * goes on below them (fs/walkahead.c). */
+static void walk_on(struct kfs_fs *fs, struct kfs_node *node, GPtrArray *subdirs,
+		    unsigned int n)
+{
+	if (n)
+		kfs_walkahead_listed(fs->walkahead, node->set, node->src,
+				     kfs_fs_filter_of(fs, node), node->path, subdirs, n);
+	g_ptr_array_unref(subdirs);
+}
+
 static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
 			 struct kfs_dirh *d, char *buf, size_t size, off_t off, bool plus)
 {
+	GPtrArray *subdirs = g_ptr_array_new_with_free_func(g_free);
+	unsigned int n_entries = 0;
 	size_t used = 0, n;
+	ssize_t ret;
 	off_t next;
 
 	if (off != d->offset) {
@@ -267,8 +282,10 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
 		if (!d->entry) {
 			errno = 0;
 			d->entry = readdir(d->dp);
-			if (!d->entry)
-				return errno && !used ? -errno : (ssize_t)used;
+			if (!d->entry) {
+				ret = errno && !used ? -errno : (ssize_t)used;
+				break;
+			}
 		}
 		next = d->entry->d_off;
 		if (!pass_hidden(fs, node, d)) {
@@ -276,13 +293,20 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
 				      d->entry->d_name, DTTOIF(d->entry->d_type),
 				      kfs_ino_make(node->src->ino_space, d->entry->d_ino),
 				      next, plus);
-			if (!n)
-				return used;
+			if (!n) {
+				ret = used;
+				break;
+			}
 			used += n;
+			n_entries++;
+			if (d->entry->d_type == DT_DIR && !is_dot(d->entry->d_name))
+				g_ptr_array_add(subdirs, kfs_fs_child_path(node, d->entry->d_name));
 		}
 		d->entry = NULL;
 		d->offset = next;
 	}
+	walk_on(fs, node, subdirs, plus ? n_entries : 0);
+	return ret;
 }
 
 /*

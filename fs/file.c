@@ -152,7 +152,7 @@ void kfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (node->kind == KFS_NODE_STATUS) {
 		g = g_new0(struct kfs_genfile, 1);
-		g->text = kfs_sets_status_json(fs->sets);
+		g->text = kfs_fs_status_text(fs);
 		g->len = strlen(g->text);
 		fi->fh = (uintptr_t)g;
 		fi->direct_io = 1;

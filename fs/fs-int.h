@@ -27,6 +27,7 @@ struct kfs_fs {
 	struct fuse_session *se;
 	struct kfs_passthrough *passthrough;    /* NULL: built without it */
 	struct kfs_setdir *setdir;
+	struct kfs_walkahead *walkahead;       /* NULL: off */
 	struct timespec mounted;
 	bool no_opendir;        /* the kernel keeps directory handles itself */
 };
@@ -76,6 +77,9 @@ void kfs_fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* Close the directory stream a node kept between READDIRPLUS requests. */
 void kfs_fs_dir_stream_free(struct kfs_node *node);
+
+/* /status, with what fs/ adds to the sets' health (newly allocated). */
+char *kfs_fs_status_text(struct kfs_fs *fs);
 
 /* fs/setdir.c */
 void kfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

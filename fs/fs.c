@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <json-glib/json-glib.h>
 
 #include "../src/log.h"
 #include "fs-int.h"
 #include "passthrough.h"
+#include "walkahead.h"
 
 static void kfs_fs_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -238,6 +240,7 @@ struct kfs_fs *kfs_fs_create(const struct kfs_config *cfg, struct kfs_sets *sets
 	fs->inodes = kfs_inodes_create();
 	fs->passthrough = kfs_passthrough_create();
 	fs->setdir = kfs_setdir_create();
+	fs->walkahead = kfs_walkahead_create();
 	fs->filters = g_new0(struct kfs_filter *, cfg->n_volumes + 1);
 	for (i = 0; i < cfg->n_volumes; i++) {
 		fs->filters[i] = kfs_filter_create(cfg->volumes[i].preset,
@@ -267,7 +270,37 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 	kfs_inodes_destroy(fs->inodes);
 	kfs_passthrough_destroy(fs->passthrough);
 	kfs_setdir_destroy(fs->setdir);
+	kfs_walkahead_destroy(fs->walkahead);
 	g_free(fs);
+}
+
+static void add_int(JsonBuilder *b, const char *name, gint64 value)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_int_value(b, value);
+}
+
+/* What /status says of the file-system side: the walk-ahead. */
+static void status_more(void *builder, void *data)
+{
+	struct kfs_walkahead_counts c;
+	struct kfs_fs *fs = data;
+	JsonBuilder *b = builder;
+
+	kfs_walkahead_counts(fs->walkahead, &c);
+	json_builder_set_member_name(b, "walk_ahead");
+	json_builder_begin_object(b);
+	add_int(b, "ahead", c.ahead);
+	add_int(b, "in_front", c.in_front);
+	add_int(b, "queued", c.queued);
+	add_int(b, "directories", c.dirs);
+	add_int(b, "entries", c.entries);
+	json_builder_end_object(b);
+}
+
+char *kfs_fs_status_text(struct kfs_fs *fs)
+{
+	return kfs_sets_status_json(fs->sets, status_more, fs);
 }
 
 static bool cached_and_dropped(const struct kfs_node *n)
@@ -295,6 +328,8 @@ static void sets_changed(void *data)
 	for (i = 0; i < ids->len; i++)
 		fuse_lowlevel_notify_inval_inode(fs->se, g_array_index(ids, uint64_t, i), 0, 0);
 	g_array_free(ids, true);
+	/* before a dropped set's snapshots are destroyed */
+	kfs_walkahead_forget_dead(fs->walkahead);
 
 	n = kfs_inodes_fixed(fs->inodes, KFS_NODE_LATEST);
 	fuse_lowlevel_notify_inval_inode(fs->se, kfs_inodes_nodeid(n), 0, 0);
@@ -305,8 +340,10 @@ static void sets_changed(void *data)
 void kfs_fs_set_session(struct kfs_fs *fs, struct fuse_session *se)
 {
 	/* mkdir/rmdir still running answer first, through the session */
-	if (!se)
+	if (!se) {
 		kfs_setdir_drain(fs->setdir);
+		kfs_walkahead_stop(fs->walkahead);
+	}
 	fs->se = se;
 	kfs_sets_on_change(fs->sets, se ? sets_changed : NULL, fs);
 }

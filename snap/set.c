@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "../src/annotate.h"
 #include "../src/log.h"
 #include "backend.h"
 #include "set.h"
@@ -56,8 +57,14 @@ void kfs_set_unref(struct kfs_set *set)
 {
 	size_t i;
 
-	if (!set || !g_atomic_int_dec_and_test(&set->refcount))
+	if (!set)
 		return;
+	/* whatever this thread did with the set comes before the free, in
+	 * whichever thread drops the last reference (helgrind: src/annotate.h) */
+	KFS_HAPPENS_BEFORE(set);
+	if (!g_atomic_int_dec_and_test(&set->refcount))
+		return;
+	KFS_HAPPENS_AFTER(set);
 	for (i = 0; i < set->n_sources; i++)
 		source_clear(&set->sources[i]);
 	if (set->manifest_fd >= 0)

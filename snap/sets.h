@@ -83,7 +83,10 @@ guint64 kfs_sets_changes(struct kfs_sets *sets);
 guint64 kfs_sets_wait(struct kfs_sets *sets, guint64 seen, gint64 until);
 void kfs_sets_poke(struct kfs_sets *sets);
 
-/* /status: live health of every set, as JSON text (newly allocated). */
-char *kfs_sets_status_json(struct kfs_sets *sets);
+/* /status: live health of every set, as JSON text (newly allocated).
+ * MORE, if given, adds members of its own to the top object (BUILDER is
+ * its JsonBuilder). */
+char *kfs_sets_status_json(struct kfs_sets *sets, void (*more)(void *builder, void *data),
+			   void *data);
 
 #endif

@@ -59,7 +59,8 @@ static void add_set(JsonBuilder *b, struct kfs_set *set)
 	json_builder_end_object(b);
 }
 
-char *kfs_sets_status_json(struct kfs_sets *sets)
+char *kfs_sets_status_json(struct kfs_sets *sets, void (*more)(void *builder, void *data),
+			   void *data)
 {
 	g_autoptr(GPtrArray) list = kfs_sets_list(sets);
 	g_autoptr(JsonBuilder) b = json_builder_new();
@@ -76,6 +77,8 @@ char *kfs_sets_status_json(struct kfs_sets *sets)
 	for (i = 0; i < list->len; i++)
 		add_set(b, g_ptr_array_index(list, i));
 	json_builder_end_array(b);
+	if (more)
+		more(b, data);
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
 	return kfs_json_to_text(root);
