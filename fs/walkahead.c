@@ -105,7 +105,7 @@ struct kfs_walkahead *kfs_walkahead_create(void)
 }
 
 /* Under lock: queue PATHS (of SRC in SET) in front, in their order, unless
- * seen; drop the queue's far end beyond its limit.  Takes PATHS. */
+ * seen; drop the queue's far end beyond its limit into DROPPED. */
 static void queue_front(struct kfs_walkahead *wa, struct kfs_set *set,
 			struct kfs_source *src, const struct kfs_filter *filter,
 			GPtrArray *paths, GPtrArray *dropped)
@@ -297,7 +297,9 @@ void kfs_walkahead_listed(struct kfs_walkahead *wa, struct kfs_set *set,
 	dropped = g_ptr_array_new();
 	key = dir_key(set, src, path);
 	g_mutex_lock(&wa->lock);
-	if (wa->stopping)
+	/* A set dies before forget_dead runs (under this lock): a listing
+	 * that raced with it must not queue anything after that. */
+	if (wa->stopping || kfs_set_is_dead(set))
 		goto unlock;
 	/* the reader ahead of the walk does not let it run further */
 	wa->balance = MAX(wa->balance - (long)n_entries, 0);
