@@ -56,39 +56,46 @@ static GPtrArray *virtual_names(struct kfs_fs *fs, struct kfs_node *node)
 	return names;
 }
 
-/* A PASS directory stream, its descriptor known to the source (so that
- * dropping the set can revoke it). */
-static int pass_dirh_open(struct kfs_node *node, struct kfs_dirh *d)
+/* A directory of SRC (PATH: "" for its root) as a stream, its descriptor
+ * known to the source (so that dropping the set can revoke it): 0 or
+ * -errno. */
+int kfs_fs_source_opendir(struct kfs_source *src, const char *path, DIR **out)
 {
 	const char *rest;
 	int at, fd, err;
+	DIR *dp;
 
-	at = kfs_path_at(node->src->root_fd, node->path, &rest);
+	at = kfs_path_at(src->root_fd, path, &rest);
 	if (at < 0)
 		return at;
 	fd = openat(at, *rest ? rest : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	err = errno;
-	kfs_path_at_put(node->src->root_fd, at);
+	kfs_path_at_put(src->root_fd, at);
 	if (fd < 0)
 		return -err;
-	d->dp = fdopendir(fd);
-	if (!d->dp) {
+	dp = fdopendir(fd);
+	if (!dp) {
 		err = errno;
 		close(fd);
 		return -err;
 	}
-	kfs_source_fd_add(node->src, fd);
+	kfs_source_fd_add(src, fd);
+	*out = dp;
 	return 0;
+}
+
+void kfs_fs_source_closedir(struct kfs_source *src, DIR *dp)
+{
+	kfs_source_fd_remove(src, dirfd(dp));
+	closedir(dp);
 }
 
 static void dirh_free(struct kfs_node *node, struct kfs_dirh *d)
 {
 	if (!d)
 		return;
-	if (d->dp) {
-		kfs_source_fd_remove(node->src, dirfd(d->dp));
-		closedir(d->dp);
-	}
+	if (d->dp)
+		kfs_fs_source_closedir(node->src, d->dp);
 	if (d->names)
 		g_ptr_array_unref(d->names);
 	g_free(d);
@@ -138,7 +145,7 @@ void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		d->names = virtual_names(fs, node);
 		goto out;
 	}
-	err = pass_dirh_open(node, d);
+	err = kfs_fs_source_opendir(node->src, node->path, &d->dp);
 	if (err) {
 		g_free(d);
 		fuse_reply_err(req, -err);
@@ -167,11 +174,6 @@ void kfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-static bool is_dot(const char *name)
-{
-	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
-}
-
 /* Add one entry; returns its size, or 0 when the buffer is full (a
  * reference counted for it by the lookup is given back then). */
 static size_t add_entry(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *parent,
@@ -189,7 +191,7 @@ static size_t add_entry(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *pare
 		return size > rem ? 0 : size;
 	}
 	/* "." and "..": the kernel takes no reference for them. */
-	if (!is_dot(name) && kfs_fs_lookup_node(fs, parent, dirfd, name, &e) < 0) {
+	if (!kfs_is_dot(name) && kfs_fs_lookup_node(fs, parent, dirfd, name, &e) < 0) {
 		memset(&e, 0, sizeof(e));
 		e.attr.st_mode = type;
 		e.attr.st_ino = ino;
@@ -243,7 +245,7 @@ static bool pass_hidden(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dir
 	mode_t mode = DTTOIF(de->d_type);
 	struct stat st;
 
-	if (!f || is_dot(de->d_name))
+	if (!f || kfs_is_dot(de->d_name))
 		return false;
 	if (de->d_type == DT_UNKNOWN && kfs_filter_needs_type(f)) {
 		if (fstatat(dirfd(d->dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -253,11 +255,14 @@ static bool pass_hidden(struct kfs_fs *fs, struct kfs_node *node, struct kfs_dir
 	return kfs_filter_hides(f, node->path, de->d_name, mode);
 }
 
-/* The reader was given N entries of NODE, SUBDIRS among them: the walk
- * goes on below them (fs/walkahead.c). */
+/* The reader was given N entries of NODE, SUBDIRS among them (NULL: no
+ * walk-ahead for this listing): the walk goes on below them
+ * (fs/walkahead.c). */
 static void walk_on(struct kfs_fs *fs, struct kfs_node *node, GPtrArray *subdirs,
 		    unsigned int n)
 {
+	if (!subdirs)
+		return;
 	if (n)
 		kfs_walkahead_listed(fs->walkahead, node->set, node->src,
 				     kfs_fs_filter_of(fs, node), node->path, subdirs, n);
@@ -267,7 +272,8 @@ static void walk_on(struct kfs_fs *fs, struct kfs_node *node, GPtrArray *subdirs
 static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *node,
 			 struct kfs_dirh *d, char *buf, size_t size, off_t off, bool plus)
 {
-	GPtrArray *subdirs = g_ptr_array_new_with_free_func(g_free);
+	/* only READDIRPLUS feeds the walk: the kernel's cold listing */
+	GPtrArray *subdirs = plus && fs->walkahead ? g_ptr_array_new_with_free_func(g_free) : NULL;
 	unsigned int n_entries = 0;
 	size_t used = 0, n;
 	ssize_t ret;
@@ -299,13 +305,13 @@ static ssize_t read_pass(struct kfs_fs *fs, fuse_req_t req, struct kfs_node *nod
 			}
 			used += n;
 			n_entries++;
-			if (d->entry->d_type == DT_DIR && !is_dot(d->entry->d_name))
+			if (subdirs && d->entry->d_type == DT_DIR && !kfs_is_dot(d->entry->d_name))
 				g_ptr_array_add(subdirs, kfs_fs_child_path(node, d->entry->d_name));
 		}
 		d->entry = NULL;
 		d->offset = next;
 	}
-	walk_on(fs, node, subdirs, plus ? n_entries : 0);
+	walk_on(fs, node, subdirs, n_entries);
 	return ret;
 }
 
@@ -321,7 +327,7 @@ static struct kfs_dirh *pass_stream_take(struct kfs_node *node, off_t off, int *
 		return d;
 	dirh_free(node, d);
 	d = g_new0(struct kfs_dirh, 1);
-	*err = pass_dirh_open(node, d);
+	*err = kfs_fs_source_opendir(node->src, node->path, &d->dp);
 	if (*err) {
 		g_free(d);
 		return NULL;

@@ -2,7 +2,9 @@
 #ifndef KFS_FS_INT_H
 #define KFS_FS_INT_H
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -68,7 +70,18 @@ int kfs_fs_stat_path(const struct kfs_source *src, const char *path, struct stat
 /* The path of NAME below PASS node PARENT (newly allocated). */
 char *kfs_fs_child_path(const struct kfs_node *parent, const char *name);
 
+/* "." or ".." */
+static inline bool kfs_is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
 /* fs/dir.c */
+/* A directory of SRC (PATH: "" for its root) as a stream in *OUT, its
+ * descriptor registered with SRC so that dropping the set revokes it:
+ * 0 or -errno.  Closed with kfs_fs_source_closedir. */
+int kfs_fs_source_opendir(struct kfs_source *src, const char *path, DIR **out);
+void kfs_fs_source_closedir(struct kfs_source *src, DIR *dp);
 void kfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);

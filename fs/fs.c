@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 #include <json-glib/json-glib.h>
 
+#include "../snap/manifest.h"
 #include "../src/log.h"
 #include "fs-int.h"
 #include "passthrough.h"
@@ -274,27 +275,20 @@ void kfs_fs_destroy(struct kfs_fs *fs)
 	g_free(fs);
 }
 
-static void add_int(JsonBuilder *b, const char *name, gint64 value)
-{
-	json_builder_set_member_name(b, name);
-	json_builder_add_int_value(b, value);
-}
-
 /* What /status says of the file-system side: the walk-ahead. */
-static void status_more(void *builder, void *data)
+static void status_more(JsonBuilder *b, void *data)
 {
 	struct kfs_walkahead_counts c;
 	struct kfs_fs *fs = data;
-	JsonBuilder *b = builder;
 
 	kfs_walkahead_counts(fs->walkahead, &c);
 	json_builder_set_member_name(b, "walk_ahead");
 	json_builder_begin_object(b);
-	add_int(b, "ahead", c.ahead);
-	add_int(b, "in_front", c.in_front);
-	add_int(b, "queued", c.queued);
-	add_int(b, "directories", c.dirs);
-	add_int(b, "entries", c.entries);
+	kfs_json_add_int(b, "ahead", c.ahead);
+	kfs_json_add_int(b, "in_front", c.in_front);
+	kfs_json_add_int(b, "queued", c.queued);
+	kfs_json_add_int(b, "directories", c.dirs);
+	kfs_json_add_int(b, "entries", c.entries);
 	json_builder_end_object(b);
 }
 

@@ -18,14 +18,12 @@
 #include "autoconf.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/stat.h>
 
-#include "path.h"
+#include "fs-int.h"
 #include "walkahead.h"
 
 #define KFS_WALK_QUEUE_MAX 4096
@@ -173,33 +171,6 @@ static void free_dropped(GPtrArray *dropped)
 	g_ptr_array_unref(dropped);
 }
 
-static bool is_dot(const char *name)
-{
-	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
-}
-
-static DIR *open_dir(const struct wa_dir *d)
-{
-	const char *rest;
-	DIR *dp;
-	int at, fd;
-
-	at = kfs_path_at(d->src->root_fd, d->path, &rest);
-	if (at < 0)
-		return NULL;
-	fd = openat(at, rest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	kfs_path_at_put(d->src->root_fd, at);
-	if (fd < 0)
-		return NULL;
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return NULL;
-	}
-	kfs_source_fd_add(d->src, fd);
-	return dp;
-}
-
 /*
  * Stat what the reader will be given of D (what its filter shows), so the
  * kernel has the inodes when kolabfs stats them for the reader; collect
@@ -214,11 +185,10 @@ static unsigned int walk_dir(const struct wa_dir *d, GPtrArray *subdirs)
 	mode_t mode;
 	DIR *dp;
 
-	dp = open_dir(d);
-	if (!dp)
+	if (kfs_fs_source_opendir(d->src, d->path, &dp) < 0)
 		return 0;
 	while (!kfs_set_is_dead(d->set) && (de = readdir(dp))) {
-		if (is_dot(de->d_name))
+		if (kfs_is_dot(de->d_name))
 			continue;
 		mode = DTTOIF(de->d_type);
 		if (d->filter && mode && kfs_filter_hides(d->filter, d->path, de->d_name, mode))
@@ -232,8 +202,7 @@ static unsigned int walk_dir(const struct wa_dir *d, GPtrArray *subdirs)
 		if (S_ISDIR(st.st_mode))
 			g_ptr_array_add(subdirs, g_strconcat(d->path, "/", de->d_name, NULL));
 	}
-	kfs_source_fd_remove(d->src, dirfd(dp));
-	closedir(dp);
+	kfs_fs_source_closedir(d->src, dp);
 	return n;
 }
 

@@ -36,7 +36,7 @@ static void add_double(JsonBuilder *b, const char *key, double value)
 	json_builder_add_double_value(b, (gint64)(value * 1000 + 0.5) / 1000.0);
 }
 
-static void add_int(JsonBuilder *b, const char *key, gint64 value)
+void kfs_json_add_int(JsonBuilder *b, const char *key, gint64 value)
 {
 	json_builder_set_member_name(b, key);
 	json_builder_add_int_value(b, value);
@@ -91,10 +91,10 @@ static void add_ldap(JsonBuilder *b, const struct kfs_source *src)
 		add_string(b, "backend", e->backend);
 		add_string(b, "suffix", e->suffix);
 		add_string(b, "file", e->file);
-		add_int(b, "entries", e->entries);
-		add_int(b, "bytes", e->bytes);
+		kfs_json_add_int(b, "entries", e->entries);
+		kfs_json_add_int(b, "bytes", e->bytes);
 		add_double(b, "duration_ms", e->duration_ms);
-		add_int(b, "task_exit_code", e->task_exit_code);
+		kfs_json_add_int(b, "task_exit_code", e->task_exit_code);
 		json_builder_end_object(b);
 	}
 	json_builder_end_array(b);
@@ -145,17 +145,17 @@ static void add_mysql(JsonBuilder *b, const struct kfs_config *cfg,
 	add_string(b, "server_version", pos->server_version);
 	add_string(b, "binlog", pos->binlog_enabled ? "on" : "off");
 	add_string(b, "binlog_file", pos->binlog_file);
-	add_int(b, "binlog_position", pos->binlog_position);
+	kfs_json_add_int(b, "binlog_position", pos->binlog_position);
 	add_string(b, "gtid_position", pos->gtid_position);
 	if (cfg->mysql->lock == KFS_MYSQL_LOCK_REPLICA) {
 		add_string(b, "master_log_file", pos->master_log_file);
-		add_int(b, "master_log_position", pos->master_log_position);
+		kfs_json_add_int(b, "master_log_position", pos->master_log_position);
 		add_string(b, "gtid_slave_position", pos->gtid_slave_position);
 	}
 	add_double(b, "blocker_wait_ms", pos->blocker_wait_ms);
 	add_double(b, "lock_wait_ms", pos->lock_wait_ms);
 	add_double(b, "lock_hold_ms", pos->lock_hold_ms);
-	add_int(b, "lock_attempts", pos->attempts);
+	kfs_json_add_int(b, "lock_attempts", pos->attempts);
 	json_builder_end_object(b);
 }
 

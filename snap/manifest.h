@@ -18,4 +18,8 @@ char *kfs_manifest_time(gint64 usec);
 struct _JsonNode;
 char *kfs_json_to_text(struct _JsonNode *root);
 
+/* The member KEY: VALUE, in the object B is building. */
+struct _JsonBuilder;
+void kfs_json_add_int(struct _JsonBuilder *b, const char *key, gint64 value);
+
 #endif

@@ -84,9 +84,9 @@ guint64 kfs_sets_wait(struct kfs_sets *sets, guint64 seen, gint64 until);
 void kfs_sets_poke(struct kfs_sets *sets);
 
 /* /status: live health of every set, as JSON text (newly allocated).
- * MORE, if given, adds members of its own to the top object (BUILDER is
- * its JsonBuilder). */
-char *kfs_sets_status_json(struct kfs_sets *sets, void (*more)(void *builder, void *data),
-			   void *data);
+ * MORE, if given, adds members of its own to the top object B builds. */
+struct _JsonBuilder;
+char *kfs_sets_status_json(struct kfs_sets *sets,
+			   void (*more)(struct _JsonBuilder *b, void *data), void *data);
 
 #endif

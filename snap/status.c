@@ -25,12 +25,9 @@ static void add_volume(JsonBuilder *b, struct kfs_source *src, bool *healthy)
 	json_builder_add_string_value(b, health.state);
 	if (health.cow_size) {
 		/* whole percent (rounded down) for people, bytes for sizing */
-		json_builder_set_member_name(b, "usage_percent");
-		json_builder_add_int_value(b, health.cow_used * 100 / health.cow_size);
-		json_builder_set_member_name(b, "cow_used_bytes");
-		json_builder_add_int_value(b, health.cow_used);
-		json_builder_set_member_name(b, "cow_size_bytes");
-		json_builder_add_int_value(b, health.cow_size);
+		kfs_json_add_int(b, "usage_percent", health.cow_used * 100 / health.cow_size);
+		kfs_json_add_int(b, "cow_used_bytes", health.cow_used);
+		kfs_json_add_int(b, "cow_size_bytes", health.cow_size);
 	}
 	json_builder_end_object(b);
 }
@@ -59,8 +56,8 @@ static void add_set(JsonBuilder *b, struct kfs_set *set)
 	json_builder_end_object(b);
 }
 
-char *kfs_sets_status_json(struct kfs_sets *sets, void (*more)(void *builder, void *data),
-			   void *data)
+char *kfs_sets_status_json(struct kfs_sets *sets,
+			   void (*more)(struct _JsonBuilder *b, void *data), void *data)
 {
 	g_autoptr(GPtrArray) list = kfs_sets_list(sets);
 	g_autoptr(JsonBuilder) b = json_builder_new();
